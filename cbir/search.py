@@ -1,0 +1,85 @@
+"""Query the index with an image: the k most similar indexed images, best first."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cbir.errors import ImageNotFoundError, IndexEmptyError, IndexIncompatibleError, UsageError
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    path: str
+    id: int
+    category: str | None = None
+    category_probs: dict[str, float] | None = None
+
+    def as_dict(self) -> dict:
+        return {"score": round(self.score, 6), "path": self.path, "id": self.id,
+                "category": self.category, "category_probs": self.category_probs}
+
+
+def check_query_args(image: str | os.PathLike[str], k: int) -> Path:
+    """Cheap argument checks done before any model is loaded."""
+    if k < 1:
+        raise UsageError(f"-k must be at least 1, got {k}")
+    path = Path(image).expanduser()
+    if not path.exists():
+        raise ImageNotFoundError(f"query image {path} does not exist")
+    if not path.is_file():
+        raise ImageNotFoundError(f"query image {path} is not a file")
+    return path.absolute()
+
+
+def query(
+    index_dir: Path,
+    image: str | os.PathLike[str],
+    k: int = 10,
+    *,
+    exclude_self: bool = False,
+    weights: str | os.PathLike[str] | None = None,
+) -> list[Hit]:
+    from index_store import IndexReader
+    from indexer.embedder import load_embedder
+    from indexer.loader import decode, read_file
+
+    path = check_query_args(image, k)
+    reader = IndexReader.open(index_dir)
+    try:
+        total = reader.count()
+        if total == 0:
+            raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
+        content = read_file(path)
+        pixels = decode(content.data)
+        embedder = load_embedder(weights)
+        if reader.model_id != embedder.model_id:
+            raise IndexIncompatibleError(
+                f"index {index_dir} was built with model {reader.model_id}, but this query uses "
+                f"{embedder.model_id}; query with the model that built the index"
+            )
+        vector = embedder.embed(pixels[None]).vectors
+        index = reader.load_faiss()
+        own = reader.row_by_path(str(path))
+        if own is not None and own.hash != content.digest:
+            own = None  # the file changed since it was indexed; its stored vector is stale
+        fetch = min(total, k + (1 if own else 0))
+        scores, ids = index.search(vector, fetch)
+        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and (not own or i != own.id)]
+        if own is not None and not exclude_self:
+            # The query's own file is in the index: identical content scores exactly 1.
+            pairs.insert(0, (1.0, own.id))
+        pairs = pairs[:k]
+        rows = reader.rows_by_ids([i for _, i in pairs])
+        return [
+            Hit(score, rows[i].path, i, rows[i].category,
+                json.loads(rows[i].category_probs) if rows[i].category_probs else None)
+            for score, i in pairs if i in rows
+        ]
+    finally:
+        reader.close()

@@ -1,0 +1,44 @@
+"""What ``cbir status`` reports; reads SQLite and JSON only, never TensorFlow or FAISS."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class IndexStatus:
+    index_dir: str
+    exists: bool
+    images: int = 0
+    model_id: str | None = None
+    dim: int = 0
+    roots: list[str] | None = None
+    disk_bytes: int = 0
+    search_index_current: bool = False
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def index_status(index_dir: Path) -> IndexStatus:
+    from index_store.manifest import read_manifest
+    from index_store.store import CATALOG_FILE, IndexReader
+
+    if not (index_dir / CATALOG_FILE).is_file():
+        return IndexStatus(str(index_dir), exists=False)
+    reader = IndexReader.open(index_dir)
+    try:
+        manifest = read_manifest(index_dir)
+        return IndexStatus(
+            index_dir=str(index_dir),
+            exists=True,
+            images=reader.count(),
+            model_id=reader.model_id,
+            dim=reader.dim,
+            roots=reader.roots(),
+            disk_bytes=reader.disk_bytes(),
+            search_index_current=bool(manifest and manifest.generation == reader.generation),
+        )
+    finally:
+        reader.close()

@@ -1,0 +1,42 @@
+"""The small JSON manifest written beside the FAISS file (autofaiss' habit)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from index_store.atomic import atomic_write_text
+
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    schema_version: int
+    model_id: str
+    dim: int
+    count: int
+    generation: int
+    index_type: str
+    metric: str = "inner_product"
+    faiss_file: str = "vectors.faiss"
+    written_at: float = 0.0
+    cbir_version: str = ""
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    try:
+        data = json.loads((index_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+        return Manifest(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    from cbir import __version__
+
+    manifest.written_at = time.time()
+    manifest.cbir_version = __version__
+    atomic_write_text(index_dir / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2) + "\n")

@@ -1,0 +1,36 @@
+"""The catalog's SQLite schema and its version."""
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS roots (
+    path            TEXT PRIMARY KEY,
+    added_at        REAL NOT NULL,
+    last_indexed_at REAL
+);
+-- id is the FAISS vector id: AUTOINCREMENT so that an id is never reused
+-- after a removal, and nothing is renumbered.
+CREATE TABLE IF NOT EXISTS images (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    path           TEXT NOT NULL UNIQUE,
+    size           INTEGER NOT NULL,
+    mtime_ns       INTEGER NOT NULL,
+    hash           TEXT NOT NULL,
+    model_id       TEXT NOT NULL,
+    category       TEXT,
+    category_probs TEXT,
+    tags           TEXT,
+    indexed_at     REAL NOT NULL,
+    seen_run       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+-- Vectors live apart from the metadata so that scans of images stay small.
+CREATE TABLE IF NOT EXISTS vectors (
+    id   INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    data BLOB NOT NULL
+);
+"""

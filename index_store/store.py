@@ -1,0 +1,397 @@
+"""The index on disk: one writer (IndexStore) or many readers (IndexReader).
+
+The SQLite catalog is the source of truth and holds every vector, so a crash
+at any moment loses at most the uncommitted batch. The FAISS file is a cache
+of the catalog's vectors, stamped in the manifest with the catalog generation
+it was built from; when the stamps differ it is rebuilt from the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+import numpy as np
+
+from cbir.errors import IndexEmptyError, IndexIncompatibleError
+from index_store import vectors as vec
+from index_store.atomic import atomic_write
+from index_store.lock import WriterLock
+from index_store.manifest import Manifest, read_manifest, write_manifest
+from index_store.schema import DDL, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.sqlite"
+FAISS_FILE = "vectors.faiss"
+_CHUNK = 4096
+_ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    category: str | None = None
+    category_probs: str | None = None
+
+
+def _row(values: tuple) -> ImageRow:
+    return ImageRow(*values)
+
+
+def _prefix_bounds(root: str) -> tuple[str, str]:
+    """Every path under ``root`` sorts in [low, high): a range scan on the path index."""
+    low = root.rstrip("/") + "/"
+    return low, low[:-1] + chr(ord("/") + 1)
+
+
+class _Catalog:
+    def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:
+        self.index_dir = index_dir
+        self.conn = conn
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    @property
+    def model_id(self) -> str | None:
+        return self.meta("model_id")
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta("dim", "0") or 0)
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation", "0") or 0)
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
+
+    def row_by_path(self, path: str) -> ImageRow | None:
+        found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
+        return _row(found) if found else None
+
+    def rows_by_hash(self, digest: str) -> list[ImageRow]:
+        cur = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
+        return [_row(r) for r in cur]
+
+    def rows_by_ids(self, ids: list[int]) -> dict[int, ImageRow]:
+        out: dict[int, ImageRow] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE id IN ({marks})", part):
+                out[r[0]] = _row(r)
+        return out
+
+    def vector(self, image_id: int) -> np.ndarray:
+        blob = self.conn.execute("SELECT data FROM vectors WHERE id = ?", (image_id,)).fetchone()[0]
+        return vec.decode_many([blob], self.dim)[0]
+
+    def iter_vectors(self, ids: list[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) chunks, all of them or the given ids."""
+        if ids is None:
+            last = -1
+            while True:
+                rows = self.conn.execute(
+                    "SELECT id, data FROM vectors WHERE id > ? ORDER BY id LIMIT ?", (last, _CHUNK)
+                ).fetchall()
+                if not rows:
+                    return
+                last = rows[-1][0]
+                yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
+        else:
+            for start in range(0, len(ids), _CHUNK):
+                part = ids[start : start + _CHUNK]
+                marks = ",".join("?" * len(part))
+                rows = self.conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({marks})", part).fetchall()
+                yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
+
+    def _fresh_faiss(self):
+        """The FAISS file if its manifest matches this catalog, else None."""
+        manifest = read_manifest(self.index_dir)
+        path = self.index_dir / FAISS_FILE
+        if not manifest or manifest.generation != self.generation or manifest.model_id != self.model_id:
+            return None
+        try:
+            index = vec.read_index(path)
+        except Exception:  # a torn or foreign file: the catalog can always rebuild it
+            log.warning("FAISS file %s is unreadable; rebuilding it from the catalog", path)
+            return None
+        return index if index.ntotal == self.count() else None
+
+    def load_faiss(self):
+        index = self._fresh_faiss()
+        if index is None:
+            log.info("building the search index from %d stored vectors", self.count())
+            index = vec.build_index(self.dim, self.iter_vectors())
+        return index
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise IndexIncompatibleError(
+            f"index {index_dir} was written by a newer cbir (schema {version}; this cbir reads "
+            f"{SCHEMA_VERSION}): upgrade cbir, or use another --index"
+        )
+    if version < SCHEMA_VERSION:
+        raise IndexIncompatibleError(
+            f"index {index_dir} uses schema {version}, which this cbir cannot migrate: "
+            "index your folders again into a new --index"
+        )
+
+
+class IndexReader(_Catalog):
+    """Read-only view: any number of readers may run beside the one writer."""
+
+    @classmethod
+    def open(cls, index_dir: Path) -> "IndexReader":
+        catalog = index_dir / CATALOG_FILE
+        if not catalog.is_file():
+            raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
+        try:
+            conn = sqlite3.connect(f"file:{quote(str(catalog))}?mode=ro", uri=True, check_same_thread=False)
+            conn.execute("SELECT 1 FROM meta LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
+        _check_schema(conn, index_dir)
+        return cls(index_dir, conn)
+
+
+class IndexStore(_Catalog):
+    """The single writer. Use as a context manager; ``finish()`` publishes the FAISS file."""
+
+    def __init__(self, index_dir: Path, conn: sqlite3.Connection, lock: WriterLock) -> None:
+        super().__init__(index_dir, conn)
+        self._lock = lock
+        self._in_tx = False
+        self._dirty = False
+        self._start_generation = self.generation
+        self._added: set[int] = set()
+        self._removed: set[int] = set()
+
+    @classmethod
+    def open(cls, index_dir: Path, model_id: str, dim: int) -> "IndexStore":
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(index_dir)
+        lock.acquire()
+        try:
+            conn = sqlite3.connect(index_dir / CATALOG_FILE, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                has_meta = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise IndexIncompatibleError(f"{index_dir / CATALOG_FILE} is not a cbir index: {exc}") from exc
+            if has_meta:
+                _check_schema(conn, index_dir)
+            conn.executescript(DDL)
+            store = cls(index_dir, conn, lock)
+            store._claim(model_id, dim)
+            return store
+        except BaseException:
+            lock.release()
+            raise
+
+    def _claim(self, model_id: str, dim: int) -> None:
+        existing = self.model_id
+        if existing is None:
+            self._write("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._write("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
+            self._write("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(dim),))
+            self._write("INSERT OR REPLACE INTO meta VALUES ('generation', '0')", ())
+            self._write("INSERT OR REPLACE INTO meta VALUES ('run', '0')", ())
+            self.commit()
+        elif existing != model_id:
+            raise IndexIncompatibleError(
+                f"index {self.index_dir} was built with model {existing}, not {model_id}; "
+                "vectors from two models cannot be mixed: use the same model, or another --index"
+            )
+
+    # -- transactions -------------------------------------------------------
+    def _write(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        if not self._in_tx:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+        return self.conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if not self._in_tx:
+            return
+        if self._dirty:
+            self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            self._dirty = False
+        self.conn.execute("COMMIT")
+        self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.conn.execute("ROLLBACK")
+            self._in_tx = False
+            self._dirty = False
+
+    # -- runs and roots -----------------------------------------------------
+    def begin_run(self, root: str) -> int:
+        run = int(self.meta("run", "0") or 0) + 1
+        self._write("UPDATE meta SET value = ? WHERE key = 'run'", (str(run),))
+        self._write("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
+        self.commit()
+        return run
+
+    def finish_root(self, root: str, run: int) -> int:
+        """Sweep: drop every image under ``root`` the completed walk did not see."""
+        low, high = _prefix_bounds(root)
+        ids = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM images WHERE path >= ? AND path < ? AND seen_run != ?", (low, high, run)
+            )
+        ]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            self._write(f"DELETE FROM vectors WHERE id IN ({marks})", part)
+            self._write(f"DELETE FROM images WHERE id IN ({marks})", part)
+        self._forget(ids)
+        self._write("UPDATE roots SET last_indexed_at = ? WHERE path = ?", (time.time(), root))
+        self.commit()
+        return len(ids)
+
+    # -- image rows -----------------------------------------------------------
+    def mark_seen(self, image_id: int, run: int) -> None:
+        self._write("UPDATE images SET seen_run = ? WHERE id = ?", (run, image_id))
+
+    def add(
+        self, path: str, size: int, mtime_ns: int, digest: str, vector: np.ndarray, run: int,
+        category: str | None = None, category_probs: dict[str, float] | None = None,
+    ) -> int:
+        cur = self._write(
+            "INSERT INTO images (path, size, mtime_ns, hash, model_id, category, category_probs, "
+            "indexed_at, seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (path, size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run),
+        )
+        image_id = int(cur.lastrowid)
+        self._write("INSERT INTO vectors (id, data) VALUES (?, ?)", (image_id, vec.encode(vector)))
+        self._added.add(image_id)
+        self._dirty = True
+        return image_id
+
+    def replace_content(
+        self, image_id: int, size: int, mtime_ns: int, digest: str, vector: np.ndarray, run: int,
+        category: str | None = None, category_probs: dict[str, float] | None = None,
+    ) -> None:
+        self._write(
+            "UPDATE images SET size = ?, mtime_ns = ?, hash = ?, category = ?, category_probs = ?, "
+            "indexed_at = ?, seen_run = ? WHERE id = ?",
+            (size, mtime_ns, digest, category, _json(category_probs), time.time(), run, image_id),
+        )
+        self._write("UPDATE vectors SET data = ? WHERE id = ?", (vec.encode(vector), image_id))
+        self._removed.add(image_id)
+        self._added.add(image_id)
+        self._dirty = True
+
+    def update_stat(self, image_id: int, size: int, mtime_ns: int, run: int) -> None:
+        self._write(
+            "UPDATE images SET size = ?, mtime_ns = ?, seen_run = ? WHERE id = ?", (size, mtime_ns, run, image_id)
+        )
+
+    def move(self, image_id: int, new_path: str, size: int, mtime_ns: int, run: int) -> None:
+        """A renamed or moved file keeps its id and vector."""
+        self._write(
+            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, seen_run = ? WHERE id = ?",
+            (new_path, size, mtime_ns, run, image_id),
+        )
+        self._dirty = True
+
+    def remove(self, image_id: int) -> None:
+        self._write("DELETE FROM vectors WHERE id = ?", (image_id,))
+        self._write("DELETE FROM images WHERE id = ?", (image_id,))
+        self._forget([image_id])
+
+    def _forget(self, ids: list[int]) -> None:
+        if ids:
+            self._dirty = True
+            self._removed.update(ids)
+            self._added.difference_update(ids)
+
+    # -- publishing -----------------------------------------------------------
+    def finish(self) -> None:
+        """Commit, then write the FAISS file and manifest for the new generation."""
+        self.commit()
+        manifest = read_manifest(self.index_dir)
+        faiss_path = self.index_dir / FAISS_FILE
+        if manifest and manifest.generation == self.generation and faiss_path.is_file():
+            return  # nothing changed since the last publish
+        index = None
+        if manifest and manifest.generation == self._start_generation and manifest.model_id == self.model_id:
+            index = self._apply_changes(faiss_path)
+        if index is None:
+            index = vec.build_index(self.dim, self.iter_vectors())
+        atomic_write(faiss_path, lambda tmp: vec.write_index(index, tmp))
+        write_manifest(
+            self.index_dir,
+            Manifest(SCHEMA_VERSION, self.model_id or "", self.dim, int(index.ntotal), self.generation, "Flat"),
+        )
+        self._added.clear()
+        self._removed.clear()
+        self._start_generation = self.generation
+
+    def _apply_changes(self, faiss_path: Path):
+        """Patch the published FAISS index with this session's changes instead of rebuilding it."""
+        try:
+            index = vec.read_index(faiss_path)
+        except Exception:
+            return None
+        if self._removed:
+            index.remove_ids(np.fromiter(self._removed, np.int64))
+        for ids, vectors in self.iter_vectors(sorted(self._added)):
+            if len(ids):
+                index.add_with_ids(vectors, ids)
+        return index if index.ntotal == self.count() else None
+
+    def close(self) -> None:
+        try:
+            self.commit()
+        finally:
+            super().close()
+            self._lock.release()
+
+    def __enter__(self) -> "IndexStore":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            # Only whole batches are committed; a half-written one is dropped, and
+            # the next run redoes it.
+            self.rollback()
+        self.close()
+
+
+def _json(value: dict[str, float] | None) -> str | None:
+    return json.dumps(value, sort_keys=True) if value is not None else None

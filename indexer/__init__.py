@@ -1,0 +1,1 @@
+"""Finding, decoding and embedding images."""

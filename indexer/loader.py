@@ -1,0 +1,141 @@
+"""Read, hash and decode one image file; every failure becomes an ImageDecodeError."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from cbir.errors import ImageDecodeError
+from indexer.resnet import INPUT_SIZE
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+)
+HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+# Pillow's own decompression-bomb threshold: about 179 megapixels.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 178_956_970
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+_heif_state: dict[str, bool] = {}
+
+
+def heif_available() -> bool:
+    """Register the optional HEIC/HEIF opener once; False when pillow-heif is absent."""
+    if "ok" not in _heif_state:
+        try:
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+            _heif_state["ok"] = True
+        except ImportError:
+            _heif_state["ok"] = False
+    return _heif_state["ok"]
+
+
+def supported_extensions() -> frozenset[str]:
+    return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else IMAGE_EXTENSIONS
+
+
+@dataclass
+class FileContent:
+    data: bytes
+    digest: str
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) -> FileContent:
+    """Read a whole file and hash it; the bytes are then decoded without a second read."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size == 0:
+                raise ImageDecodeError("empty file", "0 bytes")
+            if size > max_bytes:
+                raise ImageDecodeError("file too large", f"{size} bytes, limit {max_bytes}")
+            data = fh.read(max_bytes + 1)
+    except ImageDecodeError:
+        raise
+    except IsADirectoryError as exc:
+        raise ImageDecodeError("not a regular file", str(exc.strerror)) from exc
+    except OSError as exc:
+        raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
+    return FileContent(data, content_hash(data))
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
+    """Encoded image bytes to a (size, size, 3) uint8 RGB array, upright per EXIF."""
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError("too many pixels", str(exc).split(" could")[0]) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageDecodeError("not an image", "unrecognised format") from exc
+    except Exception as exc:  # Pillow plugins raise many types on malformed headers
+        raise ImageDecodeError("corrupt image", _short(exc)) from exc
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {MAX_PIXELS} pixels")
+        if width == 0 or height == 0:
+            raise ImageDecodeError("corrupt image", f"{width}x{height}")
+        if image.format == "JPEG":
+            # Decode at 1/2, 1/4 or 1/8 scale when that still covers the target size.
+            image.draft("RGB", (size, size))
+        try:
+            image.load()
+            upright = _apply_orientation(image)
+            rgb = _to_rgb(upright)
+            rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            return np.asarray(rgb, dtype=np.uint8)
+        except ImageDecodeError:
+            raise
+        except Exception as exc:
+            raise ImageDecodeError("corrupt image", _short(exc)) from exc
+
+
+def load_image(path: str | os.PathLike[str], size: int = INPUT_SIZE) -> tuple[np.ndarray, str]:
+    """Read, hash and decode a file: (pixels, content hash)."""
+    content = read_file(path)
+    return decode(content.data, size), content.digest
+
+
+def _apply_orientation(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image) or image
+    except Exception:
+        # A malformed EXIF block should not cost the user the image itself.
+        return image
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # Screenshots and logos often have alpha: composite on white as a viewer would show them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def is_candidate(path: Path | str, extensions: frozenset[str]) -> bool:
+    return os.path.splitext(str(path))[1].lower() in extensions

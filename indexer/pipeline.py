@@ -1,0 +1,213 @@
+"""Reader -> embedder -> writer: index folders incrementally.
+
+Worker threads read, hash and decode files while the model embeds the
+previous batch (TensorFlow releases the GIL while it computes). Unchanged
+files (same size and mtime) are never opened; a new path whose content hash
+matches an indexed file that no longer exists is a rename and keeps its
+vector; a byte-identical copy reuses the stored vector without decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from cbir.errors import ImageDecodeError
+from index_store.store import ImageRow, IndexStore
+from indexer.loader import FileContent, decode, read_file, supported_extensions
+from indexer.walker import FileEntry, Problem, walk_images
+
+log = logging.getLogger(__name__)
+
+
+class EmbedderLike(Protocol):
+    dim: int
+    model_id: str
+
+    def embed(self, batch_rgb_uint8: np.ndarray): ...
+
+
+@dataclass
+class IndexSummary:
+    added: int = 0
+    updated: int = 0
+    renamed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added, "updated": self.updated, "renamed": self.renamed,
+            "removed": self.removed, "unchanged": self.unchanged,
+            "skipped": dict(sorted(self.skipped.items())), "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Job:
+    entry: FileEntry
+    row: ImageRow | None  # the catalog row at this path, if any
+    digest: str = ""
+
+
+SkipCallback = Callable[[str, str, str], None]
+ProgressCallback = Callable[[int], None]
+
+
+class IndexRun:
+    """One ``cbir index`` over some roots into an open IndexStore."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: EmbedderLike,
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+        on_skip: SkipCallback | None = None,
+        on_progress: ProgressCallback | None = None,
+        checkpoint_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.batch_size = max(1, batch_size)
+        self.workers = workers or max(2, os.cpu_count() or 2)
+        self.on_skip = on_skip or (lambda path, reason, detail: None)
+        self.on_progress = on_progress or (lambda n: None)
+        self.checkpoint_seconds = checkpoint_seconds
+        self.summary = IndexSummary()
+        self.extensions = supported_extensions()
+        self._last_commit = time.monotonic()
+
+    def count_files(self, roots: list[str]) -> int:
+        """A quick first walk (names and stats only) so progress can show time left."""
+        exclude = [str(self.store.index_dir)]
+        return sum(1 for root in roots for item in walk_images(root, self.extensions, exclude)
+                   if isinstance(item, FileEntry))
+
+    def run(self, roots: list[str]) -> IndexSummary:
+        started = time.monotonic()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="cbir-read") as pool:
+            self._pool = pool
+            for root in roots:
+                self._index_root(root)
+        self.store.finish()
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    # -- stages -------------------------------------------------------------------
+    def _index_root(self, root: str) -> None:
+        run = self.store.begin_run(root)
+        self._run = run
+        reading: deque[tuple[_Job, Future]] = deque()
+        self._decoding: deque[tuple[_Job, Future]] = deque()
+        window = self.batch_size * 2
+        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
+            if isinstance(item, Problem):
+                self._skip(item.path, item.reason, item.detail, counted=False)
+                continue
+            row = self.store.row_by_path(item.path)
+            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
+                self.store.mark_seen(row.id, run)
+                self.summary.unchanged += 1
+                self._done(1)
+                continue
+            reading.append((_Job(item, row), self._pool.submit(read_file, item.path)))
+            while len(reading) > window:
+                self._decide(*reading.popleft())
+            while len(self._decoding) >= self.batch_size + window:
+                self._embed_batch()
+        while reading:
+            self._decide(*reading.popleft())
+        while self._decoding:
+            self._embed_batch()
+        self.summary.removed += self.store.finish_root(root, run)
+
+    def _decide(self, job: _Job, future: Future) -> None:
+        """With the file's hash known: skip it, relink an existing vector, or decode it."""
+        try:
+            content: FileContent = future.result()
+        except ImageDecodeError as exc:
+            self._skip(job.entry.path, exc.reason, exc.detail)
+            return
+        job.digest = content.digest
+        entry, row = job.entry, job.row
+        if row is not None and row.hash == content.digest:
+            self.store.update_stat(row.id, entry.size, entry.mtime_ns, self._run)  # touched, not changed
+            self.summary.unchanged += 1
+            self._done(1)
+            return
+        if row is None:
+            twins = self.store.rows_by_hash(content.digest)
+            moved = next((t for t in twins if not os.path.lexists(t.path)), None)
+            if moved is not None:
+                self.store.move(moved.id, entry.path, entry.size, entry.mtime_ns, self._run)
+                self.summary.renamed += 1
+                self._done(1)
+                return
+            if twins:
+                # A byte-identical copy: same pixels, same vector; no need to decode.
+                twin = twins[0]
+                self.store.add(entry.path, entry.size, entry.mtime_ns, content.digest,
+                               self.store.vector(twin.id), self._run, twin.category, _probs(twin))
+                self.summary.added += 1
+                self._done(1)
+                return
+        self._decoding.append((job, self._pool.submit(decode, content.data)))
+
+    def _embed_batch(self) -> None:
+        jobs: list[_Job] = []
+        pixels: list[np.ndarray] = []
+        for _ in range(min(self.batch_size, len(self._decoding))):
+            job, future = self._decoding.popleft()
+            try:
+                pixels.append(future.result())
+                jobs.append(job)
+            except ImageDecodeError as exc:
+                self._skip(job.entry.path, exc.reason, exc.detail)
+        if not jobs:
+            return
+        result = self.embedder.embed(np.stack(pixels))
+        for job, vector in zip(jobs, result.vectors):
+            entry = job.entry
+            if job.row is None:
+                self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run)
+                self.summary.added += 1
+            else:
+                self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run)
+                self.summary.updated += 1
+        self._done(len(jobs))
+        self.store.commit()
+        self._last_commit = time.monotonic()
+
+    # -- bookkeeping ----------------------------------------------------------------
+    def _skip(self, path: str, reason: str, detail: str, counted: bool = True) -> None:
+        self.summary.skipped[reason] += 1
+        self.on_skip(path, reason, detail)
+        if counted:
+            self._done(1)
+
+    def _done(self, n: int) -> None:
+        self.on_progress(n)
+        if time.monotonic() - self._last_commit > self.checkpoint_seconds:
+            self.store.commit()
+            self._last_commit = time.monotonic()
+
+
+def _probs(row: ImageRow) -> dict[str, float] | None:
+    import json
+
+    return json.loads(row.category_probs) if row.category_probs else None
