@@ -77,8 +77,13 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, weights: str | No
     from indexer.embedder import load_embedder
     from indexer.pipeline import IndexRun
 
-    embedder = load_embedder(weights)
-    with IndexStore.open(index_path, embedder.model_id, embedder.dim) as store:
+    lock = IndexStore.lock(index_path)  # a busy index fails before the model loads
+    try:
+        embedder = load_embedder(weights)
+    except BaseException:
+        lock.release()
+        raise
+    with IndexStore.open(index_path, embedder.model_id, embedder.dim, lock=lock) as store:
         bar = progress_bar(disable=quiet)
 
         def on_skip(path: str, reason: str, detail: str) -> None:

