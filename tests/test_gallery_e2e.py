@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import GALLERY, run_cbir
@@ -17,15 +18,34 @@ CATEGORIES = ("receipt", "screenshot", "people", "food", "landscape")
 def test_gallery_queries_return_mostly_their_own_category(cli_env):
     proc = run_cbir(["index", str(GALLERY), "--json"], cli_env)
     assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["added"] > 200
-    agreeing = Counter()
+    assert json.loads(proc.stdout)["added"] > 200
+
+    # Through the CLI: the first image (by name) of each category queries the index.
+    majority = {}
     for category in CATEGORIES:
         query = sorted((GALLERY / category).iterdir())[0]
         out = run_cbir(["query", str(query), "-k", "5", "--exclude-self", "--json"], cli_env)
         assert out.returncode == 0, out.stderr
         hits = json.loads(out.stdout)
         assert len(hits) == 5
-        same = sum(h["path"].split("/")[-2] == category for h in hits)
-        agreeing[category] = same
-        assert same >= 3, (category, [h["path"] for h in hits])
+        majority[category] = sum(Path(h["path"]).parent.name == category for h in hits) >= 3
+    # About 2% of gallery images have a minority of same-category neighbours (see below),
+    # so one of the five may miss.
+    assert sum(majority.values()) >= 4, majority
+
+    # Over every indexed image, from the vectors stored in the real index.
+    from index_store import IndexReader
+
+    reader = IndexReader.open(Path(cli_env["CBIR_HOME"]) / "index")
+    ids, vectors = zip(*reader.iter_vectors())
+    ids, vectors = np.concatenate(ids), np.concatenate(vectors)
+    rows = reader.rows_by_ids([int(i) for i in ids])
+    reader.close()
+    labels = np.array([Path(rows[int(i)].path).parent.name for i in ids])
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    top5 = np.argsort(-sims, axis=1)[:, :5]
+    precision5 = (labels[top5] == labels[:, None]).mean(axis=1)
+    for category in CATEGORIES:
+        mean = precision5[labels == category].mean()
+        assert mean >= 0.8, (category, mean)
