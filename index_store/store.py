@@ -211,9 +211,13 @@ class IndexStore(_Catalog):
                 raise IndexIncompatibleError(f"{index_dir / CATALOG_FILE} is not a cbir index: {exc}") from exc
             if has_meta:
                 _check_schema(conn, index_dir)
-            conn.executescript(DDL)
-            store = cls(index_dir, conn, lock)
-            store._claim(model_id, dim)
+            try:
+                conn.executescript(DDL)
+                store = cls(index_dir, conn, lock)
+                store._claim(model_id, dim)
+            except BaseException:
+                conn.close()
+                raise
             return store
         except BaseException:
             lock.release()
