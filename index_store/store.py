@@ -200,6 +200,10 @@ class IndexStore(_Catalog):
             lock = cls.lock(index_dir)
         try:
             conn = sqlite3.connect(index_dir / CATALOG_FILE, isolation_level=None, check_same_thread=False)
+        except BaseException:
+            lock.release()
+            raise
+        try:
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -207,19 +211,16 @@ class IndexStore(_Catalog):
                     "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
                 ).fetchone()
             except sqlite3.DatabaseError as exc:
-                conn.close()
                 raise IndexIncompatibleError(f"{index_dir / CATALOG_FILE} is not a cbir index: {exc}") from exc
             if has_meta:
                 _check_schema(conn, index_dir)
-            try:
-                conn.executescript(DDL)
-                store = cls(index_dir, conn, lock)
-                store._claim(model_id, dim)
-            except BaseException:
-                conn.close()
-                raise
+            conn.executescript(DDL)
+            store = cls(index_dir, conn, lock)
+            store._claim(model_id, dim)
             return store
         except BaseException:
+            # Any refusal (foreign file, newer schema, other model) frees both resources.
+            conn.close()
             lock.release()
             raise
 
