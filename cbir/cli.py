@@ -29,6 +29,12 @@ def _weights_option(fn):
     return click.option("--weights", type=click.Path(), default=None, help=_WEIGHTS_HELP)(fn)
 
 
+def _model_option(fn):
+    from indexer.model import MODEL_HELP
+
+    return click.option("--model", default=None, metavar="MODEL", help=MODEL_HELP)(fn)
+
+
 def _json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(fn)
 
@@ -54,6 +60,7 @@ def cli() -> None:
 @cli.command("index")
 @click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False))
 @_index_option
+@_model_option
 @_weights_option
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Images per model call.")
@@ -61,8 +68,8 @@ def cli() -> None:
               help="Threads that read and decode images (default: CPU count).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file skip lines.")
 @_json_option
-def index_cmd(folders: tuple[str, ...], index_dir: str | None, weights: str | None, batch_size: int,
-              workers: int | None, quiet: bool, as_json: bool) -> None:
+def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None, weights: str | None,
+              batch_size: int, workers: int | None, quiet: bool, as_json: bool) -> None:
     """Embed every image under FOLDERS into the index; re-runs only touch what changed.
 
     With no FOLDERS, every folder indexed before is indexed again.
@@ -73,17 +80,20 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, weights: str | No
     _setup_logging(quiet)
     index_path = resolve_index_dir(index_dir)
     roots = [os.path.abspath(f) for f in folders] or _known_roots(index_path)
+    from cbir.status import index_status
     from index_store import IndexStore
     from indexer.embedder import load_embedder
+    from indexer.model import resolve_model
     from indexer.pipeline import IndexRun
 
     lock = IndexStore.lock(index_path)  # a busy index fails before the model loads
     try:
-        embedder = load_embedder(weights)
+        ref = resolve_model(model, index_status(index_path).model)
+        embedder = load_embedder(weights, ref)
     except BaseException:
         lock.release()
         raise
-    with IndexStore.open(index_path, embedder.model_id, embedder.dim, lock=lock) as store:
+    with IndexStore.open(index_path, embedder.model_id, embedder.dim, lock=lock, model_ref=ref.ref) as store:
         bar = progress_bar(disable=quiet)
 
         def on_skip(path: str, reason: str, detail: str) -> None:
@@ -128,17 +138,19 @@ def _known_roots(index_path: Path) -> list[str]:
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many similar images to show.")
 @click.option("--exclude-self", is_flag=True, help="Leave the query image itself out of the results.")
 @_index_option
+@_model_option
 @_weights_option
 @_json_option
-def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, weights: str | None,
-              as_json: bool) -> None:
+def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, model: str | None,
+              weights: str | None, as_json: bool) -> None:
     """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
     from cbir.config import resolve_index_dir
     from cbir.search import check_query_args, query
 
     _setup_logging()
     check_query_args(image, k)
-    hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights)
+    hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights,
+                 model=model)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
     else:
@@ -163,11 +175,115 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
         click.echo("images: 0 (no index yet: run `cbir index DIR`)")
         return
     click.echo(f"images: {status.images}")
-    click.echo(f"model:  {status.model_id} ({status.dim}-d)")
+    click.echo(f"model:  {status.model or 'unrecorded'} ({status.model_id}, {status.dim}-d)")
+    if status.categories:
+        click.echo("categories: " + ", ".join(f"{c} {n}" for c, n in status.categories.items()))
     click.echo(f"size:   {status.disk_bytes / 1e6:.1f} MB on disk")
     click.echo("roots:  " + (", ".join(status.roots or []) or "none"))
     if not status.search_index_current:
         click.echo("note:   the search index is behind the catalog; it is rebuilt on the next query or index")
+
+
+@cli.command("train")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(), required=True,
+              help="New folder for the model, model card, split, history and plots.")
+@click.option("--fine-tune", type=click.Choice(["head", "top", "all"]), default="head", show_default=True,
+              help="head: train the category head on frozen features (seconds to minutes on a CPU); "
+                   "top: then also fine-tune the last ResNet stage (minutes on a CPU); "
+                   "all: then fine-tune the whole network (best with a large data set and a GPU).")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="Most end-to-end epochs for top/all (early stopping usually ends sooner).")
+@click.option("--head-epochs", type=click.IntRange(1, 10000), default=200, show_default=True,
+              help="Most epochs for the head on cached features.")
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=0.15, show_default=True,
+              help="Share of each class held out for validation (early stopping).")
+@click.option("--test-fraction", type=click.FloatRange(0, 0.9), default=0.15, show_default=True,
+              help="Share of each class held out for the test figures in the model card.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, augmentation and init.")
+@click.option("--min-per-class", type=click.IntRange(2, None), default=5, show_default=True,
+              help="Classes with fewer readable images are reported and left out.")
+@click.option("--augment-copies", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="Augmented variants of each training image for head training on cached features.")
+@click.option("--learning-rate", type=click.FloatRange(0, None, min_open=True), default=None,
+              help="Learning rate of the last phase (default: 1e-3 head, 1e-4 top, 3e-5 all).")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Images per training step when fine-tuning the network.")
+@click.option("--name", default=None, help="Model name for the model card (default: the --out folder's name).")
+@click.option("--note", "notes", multiple=True, help="A line for the model card's notes (repeatable).")
+@_weights_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@_json_option
+def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epochs: int, val_fraction: float,
+              test_fraction: float, seed: int, min_per_class: int, augment_copies: int,
+              learning_rate: float | None, batch_size: int, name: str | None, notes: tuple[str, ...],
+              weights: str | None, quiet: bool, as_json: bool) -> None:
+    """Fine-tune ResNet-50 on DATA_DIR (one subfolder per class) and write a model to --out.
+
+    Use the result with `cbir index --model OUT`, and measure it with `cbir evaluate DATA_DIR --model OUT`.
+    """
+    _setup_logging(quiet)
+    from training.trainer import TrainOptions, train
+
+    result = train(TrainOptions(
+        Path(data_dir), Path(out_dir), fine_tune=fine_tune, epochs=epochs, head_epochs=head_epochs,
+        val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, min_per_class=min_per_class,
+        augment_copies=augment_copies, learning_rate=learning_rate, fine_tune_batch_size=batch_size,
+        name=name, notes=list(notes), weights=weights, quiet=quiet,
+    ))
+    test = result.card["metrics"].get("test", {})
+    click.echo(f"cbir: model written to {result.out_dir} in {result.seconds:.0f}s", err=True)
+    if as_json:
+        click.echo(json.dumps(result.card, indent=2))
+    elif "accuracy" in test:
+        click.echo(f"model\t{result.out_dir}")
+        click.echo(f"test_images\t{test['samples']}")
+        click.echo(f"test_accuracy\t{test['accuracy']:.4f}")
+        click.echo(f"test_macro_f1\t{test['macro_avg']['f1']:.4f}")
+    else:
+        click.echo(f"model\t{result.out_dir}")
+
+
+@cli.command("evaluate")
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
+@_model_option
+@_weights_option
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the confusion matrix as a PNG to this file.")
+@click.option("--no-retrieval", is_flag=True,
+              help="Skip leave-one-out retrieval (then only the test split of training data is embedded).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_json_option
+def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, plot_path: str | None,
+                 no_retrieval: bool, quiet: bool, as_json: bool) -> None:
+    """Measure a model on DATA_DIR (one subfolder per class): classification and retrieval quality.
+
+    On the model's own training data only its recorded test split is classified.
+    """
+    _setup_logging(quiet)
+    from cbir.progress import progress_bar
+    from indexer.embedder import load_embedder
+    from training.evaluate import evaluate
+
+    embedder = load_embedder(weights, model)
+    with progress_bar(disable=quiet) as bar:
+        bar.set_description("embedding")
+
+        def on_total(n: int) -> None:
+            bar.total = n
+            bar.refresh()
+
+        report = evaluate(data_dir, embedder, retrieval=not no_retrieval, on_progress=bar.update,
+                          on_total=on_total)
+    for path, reason in report.skipped:
+        click.echo(f"cbir: skipped {path}: {reason}", err=True)
+    if plot_path and report.classification is not None:
+        from training.plots import plot_confusion
+
+        plot_confusion(report.classification.classes, report.classification.confusion, Path(plot_path),
+                       f"{report.model}: {report.classification_scope}")
+        click.echo(f"cbir: confusion matrix written to {plot_path}", err=True)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text(), nl=as_json)
 
 
 def main() -> None:

@@ -46,3 +46,9 @@ class IndexIncompatibleError(CbirError):
 
 class WeightsUnavailableError(CbirError):
     exit_code = 8
+
+
+class ModelError(CbirError):
+    """A model folder is missing, incomplete, or does not fit the weights or data given."""
+
+    exit_code = 9

@@ -44,9 +44,11 @@ def query(
     *,
     exclude_self: bool = False,
     weights: str | os.PathLike[str] | None = None,
+    model: str | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
     from indexer.embedder import load_embedder
+    from indexer.model import resolve_model
     from indexer.loader import decode, read_file
 
     path = check_query_args(image, k)
@@ -57,11 +59,12 @@ def query(
             raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
         content = read_file(path)
         pixels = decode(content.data)
-        embedder = load_embedder(weights)
+        embedder = load_embedder(weights, resolve_model(model, reader.model_ref))
         if reader.model_id != embedder.model_id:
             raise IndexIncompatibleError(
-                f"index {index_dir} was built with model {reader.model_id}, but this query uses "
-                f"{embedder.model_id}; query with the model that built the index"
+                f"index {index_dir} was built with model {reader.model_ref or reader.model_id} "
+                f"({reader.model_id}), but this query uses {embedder.model.ref} ({embedder.model_id}); "
+                "vectors from two models cannot be mixed: query with the index's model"
             )
         vector = embedder.embed(pixels[None]).vectors
         index = reader.load_faiss()

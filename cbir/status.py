@@ -12,10 +12,12 @@ class IndexStatus:
     exists: bool
     images: int = 0
     model_id: str | None = None
+    model: str | None = None
     dim: int = 0
     roots: list[str] | None = None
     disk_bytes: int = 0
     search_index_current: bool = False
+    categories: dict[str, int] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -35,10 +37,12 @@ def index_status(index_dir: Path) -> IndexStatus:
             exists=True,
             images=reader.count(),
             model_id=reader.model_id,
+            model=reader.model_ref,
             dim=reader.dim,
             roots=reader.roots(),
             disk_bytes=reader.disk_bytes(),
             search_index_current=bool(manifest and manifest.generation == reader.generation),
+            categories=reader.category_counts(),
         )
     finally:
         reader.close()

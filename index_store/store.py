@@ -69,6 +69,17 @@ class _Catalog:
         return self.meta("model_id")
 
     @property
+    def model_ref(self) -> str | None:
+        """The model choice the index was built with ('default', 'imagenet' or a model folder)."""
+        return self.meta("model_ref")
+
+    def category_counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT category, COUNT(*) FROM images WHERE category IS NOT NULL GROUP BY category ORDER BY category"
+        ).fetchall()
+        return {category: n for category, n in rows}
+
+    @property
     def dim(self) -> int:
         return int(self.meta("dim", "0") or 0)
 
@@ -194,7 +205,8 @@ class IndexStore(_Catalog):
         self._removed: set[int] = set()
 
     @classmethod
-    def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None) -> "IndexStore":
+    def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None,
+             model_ref: str | None = None) -> "IndexStore":
         """Open for writing; pass ``lock`` when the caller took it earlier (to fail fast)."""
         if lock is None:
             lock = cls.lock(index_dir)
@@ -216,7 +228,7 @@ class IndexStore(_Catalog):
                 _check_schema(conn, index_dir)
             conn.executescript(DDL)
             store = cls(index_dir, conn, lock)
-            store._claim(model_id, dim)
+            store._claim(model_id, dim, model_ref)
             return store
         except BaseException:
             # Any refusal (foreign file, newer schema, other model) frees both resources.
@@ -232,7 +244,7 @@ class IndexStore(_Catalog):
         lock.acquire()
         return lock
 
-    def _claim(self, model_id: str, dim: int) -> None:
+    def _claim(self, model_id: str, dim: int, model_ref: str | None) -> None:
         existing = self.model_id
         if existing is None:
             self._write("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -240,11 +252,14 @@ class IndexStore(_Catalog):
             self._write("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(dim),))
             self._write("INSERT OR REPLACE INTO meta VALUES ('generation', '0')", ())
             self._write("INSERT OR REPLACE INTO meta VALUES ('run', '0')", ())
+            if model_ref:
+                self._write("INSERT OR REPLACE INTO meta VALUES ('model_ref', ?)", (model_ref,))
             self.commit()
         elif existing != model_id:
             raise IndexIncompatibleError(
-                f"index {self.index_dir} was built with model {existing}, not {model_id}; "
-                "vectors from two models cannot be mixed: use the same model, or another --index"
+                f"index {self.index_dir} was built with model {self.model_ref or existing} ({existing}), not "
+                f"{model_ref or model_id} ({model_id}); vectors from two models cannot be mixed: use the "
+                "index's model, or another --index"
             )
 
     # -- transactions -------------------------------------------------------

@@ -19,7 +19,7 @@ class LabelledEmbeddings:
     vectors: np.ndarray
     labels: list[str]
     paths: list[str]
-    imagenet_probs: np.ndarray
+    category_probs: np.ndarray | None  # (N, classes) when the model has a category head
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -58,7 +58,8 @@ def embed_labelled(
             if good:
                 result = embedder.embed(np.stack([px for _, px in good]))
                 vectors.append(result.vectors)
-                probs.append(result.imagenet_probs)
+                if result.category_probs is not None:
+                    probs.append(result.category_probs)
                 paths += [item[0] for item, _ in good]
                 labels += [item[1] for item, _ in good]
             if on_progress:
@@ -66,6 +67,6 @@ def embed_labelled(
     return LabelledEmbeddings(
         np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32),
         labels, paths,
-        np.concatenate(probs) if probs else np.zeros((0, 1000), np.float32),
+        np.concatenate(probs) if probs else None,
         skipped,
     )

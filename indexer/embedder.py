@@ -1,51 +1,103 @@
-"""Turn decoded images into L2-normalised 2048-d embeddings and ImageNet scores."""
+"""Turn decoded images into L2-normalised 2048-d embeddings and category scores.
+
+One Keras graph computes everything in a single call: the pooled ResNet-50
+features (the retrieval embedding), the model's category probabilities when
+it has a head, and the ImageNet scores when the trunk is the ImageNet one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from cbir.errors import WeightsUnavailableError
-from indexer.resnet import EMBEDDING_DIM, build_resnet50, preprocess
+from cbir.errors import ModelError, WeightsUnavailableError
+from indexer.model import ModelRef, resolve_model
+from indexer.resnet import EMBEDDING_DIM, build_resnet50, imagenet_trunk, preprocess
 from indexer.weights import WeightsFile, ensure_weights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Embedding:
     vectors: np.ndarray  # (N, 2048) float32, unit length
-    imagenet_probs: np.ndarray  # (N, 1000) float32
+    imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk
+    category_probs: np.ndarray | None  # (N, classes), only with a category head
 
 
 class Embedder:
-    """ResNet-50 with two outputs: pooled features for retrieval, softmax for labels."""
+    """ResNet-50 trunk (+ optional category head) that embeds batches of uint8 RGB images."""
 
     dim = EMBEDDING_DIM
 
-    def __init__(self, weights: WeightsFile) -> None:
+    def __init__(self, weights: WeightsFile | None, model: ModelRef | None = None) -> None:
         import keras
 
-        model = build_resnet50()
-        try:
-            model.load_weights(weights.path)
-        except Exception as exc:  # Keras raises ValueError/OSError/KeyError for a foreign file
-            raise WeightsUnavailableError(f"cannot load weights {weights.path}: {exc}") from exc
+        self.model = model or ModelRef("imagenet", None, None)
         self.weights = weights
-        self.model_id = "resnet50-imagenet-" + _weights_digest(model)[:16]
-        self._net = keras.Model(model.inputs, [model.get_layer("avg_pool").output, model.output])
+        self.classes: list[str] = self.model.classes
+        trunk_file = self.model.trunk_file
+        if trunk_file is not None:
+            trunk = _load_keras(trunk_file)
+            self.trunk_id = "resnet50-ft-" + weights_digest(trunk)[:16]
+            outputs = [trunk.output]
+        else:
+            if weights is None:
+                raise WeightsUnavailableError("the ImageNet trunk needs ResNet-50 weights")
+            full = build_resnet50()
+            try:
+                full.load_weights(weights.path)
+            except Exception as exc:  # Keras raises ValueError/OSError/KeyError for a foreign file
+                raise WeightsUnavailableError(f"cannot load weights {weights.path}: {exc}") from exc
+            trunk = imagenet_trunk(full)
+            self.trunk_id = "resnet50-imagenet-" + weights_digest(full)[:16]
+            outputs = [trunk.output, full.output]
+            expected = (self.model.card or {}).get("trunk", {}).get("id")
+            if expected and expected != self.trunk_id:
+                # Another copy of ImageNet weights may differ in the last bits; the index's model id
+                # still keeps vectors apart, so warn rather than refuse.
+                log.warning("model %s was trained on ResNet-50 weights %s, but %s are loaded; its categories "
+                            "may be less accurate", self.model.name, expected, self.trunk_id)
+        self.trunk = trunk  # image -> pooled features; training fine-tunes this in place
+        self.model_id = self.trunk_id
+        self._has_imagenet = trunk_file is None
+        if self.model.has_head:
+            head = _load_keras(self.model.head_file)
+            if head.output.shape[-1] != len(self.classes):
+                raise ModelError(f"{self.model.head_file} has {head.output.shape[-1]} outputs for "
+                                 f"{len(self.classes)} classes in its model card")
+            outputs.append(head(outputs[0]))
+            self.model_id += f"+{_slug(self.model.name)}-{weights_digest(head)[:12]}"
+        self._net = keras.Model(trunk.inputs, outputs)
 
     def embed(self, batch_rgb_uint8: np.ndarray) -> Embedding:
         if len(batch_rgb_uint8) == 0:
-            return Embedding(np.zeros((0, self.dim), np.float32), np.zeros((0, 1000), np.float32))
-        features, probs = self._net.predict_on_batch(preprocess(batch_rgb_uint8))
-        features = np.asarray(features, dtype=np.float32)
+            empty = np.zeros((0, self.dim), np.float32)
+            return Embedding(empty, None, np.zeros((0, len(self.classes)), np.float32) if self.classes else None)
+        outputs = self._net.predict_on_batch(preprocess(batch_rgb_uint8))
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        features = np.asarray(outputs[0], dtype=np.float32)
         norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return Embedding(features / np.maximum(norms, 1e-12), np.asarray(probs, dtype=np.float32))
+        imagenet = np.asarray(outputs[1], np.float32) if self._has_imagenet else None
+        categories = np.asarray(outputs[-1], np.float32) if self.model.has_head else None
+        return Embedding(features / np.maximum(norms, 1e-12), imagenet, categories)
+
+    def categories(self, probs: np.ndarray | None) -> list[tuple[str | None, dict[str, float] | None]]:
+        """(best category, {category: probability}) per row; (None, None) without a head."""
+        if probs is None:
+            return []
+        return [
+            (self.classes[int(np.argmax(row))], {c: round(float(p), 5) for c, p in zip(self.classes, row)})
+            for row in probs
+        ]
 
 
-def _weights_digest(model) -> str:
+def weights_digest(model) -> str:
     """A model id from the weight values, so the same weights give the same id from any source."""
     digest = hashlib.sha256()
     for array in model.get_weights():
@@ -53,5 +105,23 @@ def _weights_digest(model) -> str:
     return digest.hexdigest()
 
 
-def load_embedder(weights_path: str | os.PathLike[str] | None = None) -> Embedder:
-    return Embedder(ensure_weights(weights_path))
+def _slug(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in os.path.basename(name.rstrip("/")))
+    return cleaned[:40] or "model"
+
+
+def _load_keras(path):
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # a truncated or foreign file fails in many ways inside Keras
+        raise ModelError(f"cannot load {path}: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def load_embedder(weights_path: str | os.PathLike[str] | None = None,
+                  model: ModelRef | str | None = None) -> Embedder:
+    """The embedder for a model choice; ImageNet weights are provisioned only when needed."""
+    ref = model if isinstance(model, ModelRef) else resolve_model(model)
+    weights = None if ref.trunk_file is not None else ensure_weights(weights_path)
+    return Embedder(weights, ref)

@@ -33,6 +33,8 @@ class EmbedderLike(Protocol):
 
     def embed(self, batch_rgb_uint8: np.ndarray): ...
 
+    def categories(self, probs: np.ndarray | None) -> list[tuple[str | None, dict[str, float] | None]]: ...
+
 
 @dataclass
 class IndexSummary:
@@ -181,13 +183,16 @@ class IndexRun:
         if not jobs:
             return
         result = self.embedder.embed(np.stack(pixels))
-        for job, vector in zip(jobs, result.vectors):
+        categories = self.embedder.categories(result.category_probs) or [(None, None)] * len(jobs)
+        for job, vector, (category, probs) in zip(jobs, result.vectors, categories):
             entry = job.entry
             if job.row is None:
-                self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run)
+                self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run,
+                               category, probs)
                 self.summary.added += 1
             else:
-                self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run)
+                self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
+                                           category, probs)
                 self.summary.updated += 1
         self._done(len(jobs))
         self.store.commit()

@@ -32,3 +32,10 @@ def preprocess(batch_rgb_uint8: np.ndarray) -> np.ndarray:
     x = batch_rgb_uint8[..., ::-1].astype(np.float32)
     x -= _BGR_MEAN
     return x
+
+
+def imagenet_trunk(full: "keras.Model") -> "keras.Model":
+    """The network up to global average pooling: image in, 2048 pooled features out."""
+    import keras
+
+    return keras.Model(full.inputs, full.get_layer("avg_pool").output, name="resnet50_trunk")

@@ -114,6 +114,7 @@ def test_user_h5_is_loaded_and_cached(tmp_path, monkeypatch, embedder, weights_f
     assert Embedder(got).model_id == embedder.model_id
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras loading the foreign file
 def test_foreign_h5_is_refused(tmp_path, monkeypatch):
     import h5py
 

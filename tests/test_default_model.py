@@ -1,0 +1,49 @@
+"""The default gallery model that ships inside the package."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.datasets import render_document
+
+GALLERY_CLASSES = ["food", "landscape", "people", "receipt", "screenshot"]
+
+
+def test_default_model_ships_small_with_an_honest_card():
+    from indexer.model import resolve_model
+
+    ref = resolve_model("default")
+    card = ref.card
+    assert ref.classes == GALLERY_CLASSES and ref.trunk_file is None
+    assert ref.head_file.stat().st_size < 200_000  # a head on the ImageNet trunk: kilobytes
+    assert card["trunk"]["source"] == "imagenet" and card["fine_tune"]["mode"] == "head"
+    assert card["recipe"]["script"] == "benchmarks/train_default.py"
+    assert any("receipt" in note and "documents" in note for note in card["notes"])
+    test = card["metrics"]["test"]
+    assert test["samples"] == sum(test["per_class"][c]["support"] for c in GALLERY_CLASSES)
+    assert test["accuracy"] >= 0.9
+
+
+def test_default_model_puts_real_photos_in_sensible_categories(weights_file, photos):
+    from indexer.embedder import load_embedder
+
+    embedder = load_embedder(weights_file, "default")
+    cases = {"coffee": "food", "astronaut": "people", "camera": "people", "page": "receipt", "china": "landscape"}
+    cases = {name: want for name, want in cases.items() if name in photos}
+    images = [np.asarray(Image.fromarray(photos[n]).convert("RGB").resize((224, 224))) for n in cases]
+    images.append(np.asarray(render_document(np.random.default_rng(0)).resize((224, 224))))
+    result = embedder.embed(np.stack(images))
+    got = [category for category, _ in embedder.categories(result.category_probs)]
+    assert got == [*cases.values(), "receipt"]
+    assert np.allclose(result.category_probs.sum(axis=1), 1, atol=1e-4)
+
+
+def test_model_choice_errors_are_typed():
+    from cbir.errors import ModelError
+    from indexer.model import resolve_model
+
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model("/nowhere/model")
+    assert resolve_model("imagenet").classes == []

@@ -1,0 +1,124 @@
+"""Check a folder-per-class dataset before training: every file decoded once, classes counted.
+
+Unreadable files are reported and left out (never touched on disk); classes
+with too few images are reported and left out. The decoded 224x224 pixels
+are kept in memory when they fit, so training does not decode twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cbir.errors import ImageDecodeError, UsageError
+from indexer.dataset import list_labelled_images
+from indexer.loader import load_image
+
+# Decoded images kept in memory up to this size (150 KB each at 224x224x3).
+PIXEL_CACHE_BYTES = 2 << 30
+
+
+@dataclass
+class LabelledImage:
+    path: str  # absolute
+    relpath: str  # relative to the dataset root, '/'-separated: how splits record it
+    label: str
+    digest: str
+
+
+@dataclass
+class DatasetCheck:
+    root: Path
+    images: list[LabelledImage]
+    classes: list[str]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    too_small: dict[str, int] = field(default_factory=dict)  # class -> images, left out
+    pixels: np.ndarray | None = None  # (N, 224, 224, 3) uint8, aligned with images, when it fits
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {c: 0 for c in self.classes}
+        for image in self.images:
+            counts[image.label] += 1
+        return counts
+
+    @property
+    def data_hash(self) -> str:
+        """Identifies the exact data trained on: paths, labels and file contents."""
+        digest = hashlib.sha256()
+        for image in sorted(self.images, key=lambda i: i.relpath):
+            digest.update(f"{image.relpath}\t{image.label}\t{image.digest}\n".encode())
+        return digest.hexdigest()
+
+    def load_pixels(self, indices: list[int] | np.ndarray) -> np.ndarray:
+        if self.pixels is not None:
+            return self.pixels[np.asarray(indices, dtype=int)]
+        return np.stack([load_image(self.images[i].path)[0] for i in indices])
+
+    def summary(self) -> dict:
+        return {
+            "root": str(self.root),
+            "images": len(self.images),
+            "classes": self.counts,
+            "unreadable": len(self.problems),
+            "left_out_classes": self.too_small,
+            "data_hash": self.data_hash,
+        }
+
+
+def check_dataset(
+    root: str | os.PathLike[str],
+    *,
+    min_per_class: int = 5,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    keep_pixels: bool = True,
+) -> DatasetCheck:
+    """Decode every image under ``root/<class>/``; raise UsageError if fewer than two classes remain."""
+    root = Path(root).expanduser().resolve()
+    items = list_labelled_images(root)
+    keep = keep_pixels and len(items) * 224 * 224 * 3 <= PIXEL_CACHE_BYTES
+
+    def load(item: tuple[str, str]):
+        try:
+            pixels, digest = load_image(item[0])
+            return item, pixels, digest, None
+        except ImageDecodeError as exc:
+            return item, None, None, exc.reason + (f" ({exc.detail})" if exc.detail else "")
+
+    good: list[LabelledImage] = []
+    arrays: list[np.ndarray] = []
+    problems: list[tuple[str, str]] = []
+    with ThreadPoolExecutor(workers or max(2, os.cpu_count() or 2)) as pool:
+        for (path, label), pixels, digest, reason in pool.map(load, items):
+            if pixels is None:
+                problems.append((path, reason))
+            else:
+                good.append(LabelledImage(path, Path(path).relative_to(root).as_posix(), label, digest))
+                if keep:
+                    arrays.append(pixels)
+            if on_progress:
+                on_progress(1)
+    counts: dict[str, int] = {}
+    for image in good:
+        counts[image.label] = counts.get(image.label, 0) + 1
+    too_small = {c: n for c, n in sorted(counts.items()) if n < min_per_class}
+    # Classes whose every file was unreadable count as too small too.
+    for _, label in items:
+        if label not in counts:
+            too_small[label] = 0
+    classes = sorted(c for c in counts if c not in too_small)
+    if len(classes) < 2:
+        raise UsageError(
+            f"{root} needs at least two classes with {min_per_class}+ readable images each; found "
+            + (", ".join(f"{c}: {n}" for c, n in sorted({**counts, **too_small}.items())) or "none")
+        )
+    kept = [i for i, image in enumerate(good) if image.label in classes]
+    pixels = np.stack([arrays[i] for i in kept]) if keep and kept else None
+    return DatasetCheck(root, [good[i] for i in kept], classes, problems, too_small, pixels)

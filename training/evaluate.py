@@ -1,0 +1,143 @@
+"""`cbir evaluate`: classification and retrieval quality of a model on a folder-per-class dataset.
+
+Classification covers the images whose class the model knows and that did
+not train it: images whose content matches the model's recorded training or
+validation split are left out, so on the training data itself only the
+recorded test split is classified (anything else would grade the model on
+images it learned from).
+Retrieval is leave-one-out over every readable image of the dataset, with the
+model's pooled features as the embedding.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from cbir.classification_metrics import ClassificationReport, classification_report
+from cbir.errors import ImageDecodeError, UsageError
+from cbir.retrieval_metrics import RetrievalReport, leave_one_out
+from indexer.dataset import embed_labelled, list_labelled_images
+from indexer.loader import read_file
+from indexer.model import ModelRef
+from training.split import SPLIT_FILE, Split
+
+
+@dataclass
+class EvaluationReport:
+    data_dir: str
+    model: str
+    model_id: str
+    images: int
+    skipped: list[tuple[str, str]]
+    classification: ClassificationReport | None
+    classification_scope: str
+    retrieval: RetrievalReport | None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "data_dir": self.data_dir,
+            "model": self.model,
+            "model_id": self.model_id,
+            "images": self.images,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+            "classification": self.classification.as_dict() if self.classification else None,
+            "classification_scope": self.classification_scope,
+            "retrieval": self.retrieval.as_dict() if self.retrieval else None,
+            "notes": self.notes,
+        }
+
+    def text(self) -> str:
+        lines = [f"data:   {self.data_dir} ({self.images} images)", f"model:  {self.model} ({self.model_id})", ""]
+        if self.classification is not None:
+            lines += [f"classification ({self.classification_scope})", self.classification.table(), "",
+                      "confusion matrix", self.classification.confusion_table(), ""]
+        if self.retrieval is not None:
+            r = self.retrieval
+            lines += [f"retrieval (leave-one-out, {r.queries} queries"
+                      + (f", {r.singletons_left_out} alone in their class not queried" if r.singletons_left_out
+                         else "") + ")"]
+            lines += [f"{'top-' + str(k):<12}{v:>8.4f}" for k, v in sorted(r.top_k.items())]
+            lines += [f"{'mAP@10':<12}{r.map_at_10:>8.4f}", ""]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def evaluate(
+    data_dir: str | os.PathLike[str],
+    embedder,
+    *,
+    retrieval: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> EvaluationReport:
+    root = Path(data_dir).expanduser().resolve()
+    items = list_labelled_images(root)
+    model: ModelRef = embedder.model
+    notes: list[str] = []
+    split = _recorded_split(model)
+    seen: set[str] = set()  # paths whose content trained this model (its train or validation split)
+    if split is not None:
+        trained_on = split.hashes_of("train", "val")
+        seen = {path for path, digest in _hash_files([p for p, _ in items]).items() if digest in trained_on}
+        if not retrieval:
+            items = [item for item in items if item[0] not in seen]
+    if on_total:
+        on_total(len(items))
+    data = embed_labelled(items, embedder, on_progress=on_progress)
+    if not data.labels:
+        raise UsageError(f"no readable images in {root} to evaluate")
+
+    classification, scope = None, "not run"
+    known = set(model.classes)
+    if not known:
+        notes.append(f"model {model.name} has no category head: classification not measured")
+    else:
+        keep = [i for i, label in enumerate(data.labels) if label in known]
+        unknown = sorted({label for label in data.labels if label not in known})
+        if unknown:
+            notes.append(f"classes not in the model, left out of classification: {', '.join(unknown)}")
+        scope = f"all {len(keep)} images of known classes"
+        if seen:
+            before = len(keep)
+            keep = [i for i in keep if data.paths[i] not in seen]
+            is_test_split = split is not None and len(keep) == len(split.test)
+            scope = (f"the model's recorded test split: {len(keep)} images" if is_test_split
+                     else f"{len(keep)} images the model did not train on")
+            notes.append(f"{before - len(keep)} images here trained this model (its training or validation "
+                         "split) and are left out of classification"
+                         + ("; retrieval uses every image, so it is optimistic for a fine-tuned trunk"
+                            if retrieval and model.trunk_file else ""))
+        if keep:
+            predicted = [model.classes[int(j)] for j in np.argmax(data.category_probs[keep], axis=1)]
+            classification = classification_report([data.labels[i] for i in keep], predicted, model.classes)
+        else:
+            notes.append("no image of a class the model knows: classification not measured")
+    report = leave_one_out(data.vectors, data.labels) if retrieval else None
+    return EvaluationReport(str(root), model.name, embedder.model_id, len(data.labels), data.skipped,
+                            classification, scope, report, notes)
+
+
+def _recorded_split(model: ModelRef) -> Split | None:
+    if model.directory is None or not (model.directory / SPLIT_FILE).is_file():
+        return None
+    split = Split.load(model.directory)
+    return split if split.hashes else None
+
+
+def _hash_files(paths: list[str]) -> dict[str, str]:
+    """Content hashes, the same ones training recorded; unreadable files are left for embedding to report."""
+    def digest(path: str) -> tuple[str, str | None]:
+        try:
+            return path, read_file(path).digest
+        except ImageDecodeError:
+            return path, None
+
+    with ThreadPoolExecutor(4) as pool:
+        return {path: d for path, d in pool.map(digest, paths) if d is not None}

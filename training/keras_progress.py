@@ -1,0 +1,23 @@
+"""A tqdm bar on stderr driven by Keras' fit loop (Keras' own bar would write to stdout)."""
+
+from __future__ import annotations
+
+
+def fit_progress(bar, phase: str):
+    """A Keras callback that advances ``bar`` per batch and shows the latest epoch's figures."""
+    import keras
+
+    class FitProgress(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None) -> None:
+            bar.update(1)
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            logs = logs or {}
+            shown = {k: f"{logs[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
+            bar.set_postfix(epoch=epoch + 1, **shown, refresh=False)
+
+        def on_train_end(self, logs=None) -> None:
+            bar.close()
+
+    bar.set_description(phase)
+    return FitProgress()

@@ -1,0 +1,62 @@
+"""PNG figures: training curves and confusion matrices (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(phases: list[dict], path: Path) -> Path:
+    """Loss and accuracy per epoch, train and validation, phases one after another."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        offset = 0
+        for i, phase in enumerate(phases):
+            history = phase["history"]
+            epochs = range(offset + 1, offset + len(history.get(metric, [])) + 1)
+            for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+                if history.get(key):
+                    label = f"{'validation' if key.startswith('val_') else 'train'} ({phase['name']})"
+                    ax.plot(list(epochs), history[key], style, color=f"C{2 * i + key.startswith('val_')}",
+                            label=label)
+            offset += len(history.get(metric, []))
+            if i < len(phases) - 1:
+                ax.axvline(offset + 0.5, color="grey", linewidth=0.8)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("cbir training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(classes: list[str], matrix: list[list[int]], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    size = 2.5 + 0.7 * len(classes)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > peak / 2 else "black")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

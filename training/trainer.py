@@ -1,0 +1,290 @@
+"""`cbir train`: check the data, split it, fine-tune, measure on the test split, write the model folder.
+
+Phase one always trains the category head on frozen-trunk features computed
+once (seconds on a CPU). `top` and `all` then unfreeze the last stage or the
+whole ResNet-50 and train end to end on augmented images with a lower
+learning rate. The model folder is assembled beside its destination and
+renamed into place, so an interrupted run never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cbir import __version__
+from cbir.errors import UsageError
+from cbir.progress import progress_bar
+from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, HEAD_FILE, TRUNK_FILE, ModelRef
+from indexer.resnet import EMBEDDING_DIM, INPUT_SIZE
+from training.dataset import DatasetCheck, check_dataset
+from training.split import SPLIT_FILE, Split, stratified_split
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.json"
+CURVES_FILE = "training_curves.png"
+CONFUSION_FILE = "confusion_matrix_test.png"
+PREPROCESSING = (
+    "decode (JPEG draft mode), EXIF orientation, RGB (alpha on white), resize to 224x224 (bilinear), "
+    "then Caffe style: RGB->BGR, subtract mean [103.939, 116.779, 123.68], no scaling"
+)
+AUGMENTATION = "horizontal flip, rotation up to 11 degrees, zoom +-15%, brightness +-15% (training split only)"
+
+
+@dataclass
+class TrainOptions:
+    data_dir: Path
+    out_dir: Path
+    fine_tune: str = "head"
+    epochs: int | None = None  # end-to-end epochs for top/all
+    head_epochs: int = 200
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+    batch_size: int = 32
+    fine_tune_batch_size: int = 16
+    min_per_class: int = 5
+    augment_copies: int = 2
+    learning_rate: float | None = None
+    patience: int | None = None
+    name: str | None = None
+    notes: list[str] = field(default_factory=list)
+    weights: str | None = None
+    quiet: bool = False
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    card: dict
+    seconds: float
+
+
+def train(options: TrainOptions) -> TrainResult:
+    from training.finetune import FINE_TUNE_MODES
+
+    if options.fine_tune not in FINE_TUNE_MODES:
+        raise UsageError(f"--fine-tune must be one of {', '.join(FINE_TUNE_MODES)}")
+    out_dir = Path(options.out_dir).expanduser().resolve()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise UsageError(f"{out_dir} already exists and is not empty; choose a new --out folder")
+    started = time.perf_counter()
+
+    with progress_bar(disable=options.quiet) as bar:
+        bar.set_description("checking images")
+        data = check_dataset(options.data_dir, min_per_class=options.min_per_class, on_progress=bar.update)
+    _report_data(data, options.min_per_class)
+    split = stratified_split([i.relpath for i in data.images], [i.label for i in data.images],
+                             val_fraction=options.val_fraction, test_fraction=options.test_fraction,
+                             seed=options.seed)
+    split.hashes = {i.relpath: i.digest for i in data.images}
+    log.info("split (seed %d): %s", split.seed, ", ".join(f"{k} {v}" for k, v in split.counts().items()))
+
+    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)  # only ever our own leftover from this pid
+    staging.mkdir(parents=True)
+    try:
+        card = _train_into(staging, data, split, options, started)
+        if out_dir.exists():
+            out_dir.rmdir()  # checked empty above
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TrainResult(out_dir, card, time.perf_counter() - started)
+
+
+def _report_data(data: DatasetCheck, min_per_class: int) -> None:
+    for path, reason in data.problems:
+        log.warning("left out %s: %s", path, reason)
+    for label, n in data.too_small.items():
+        log.warning("left out class %r: %d readable images, fewer than %d", label, n, min_per_class)
+    log.info("%d images in %d classes: %s", len(data.images), len(data.classes),
+             ", ".join(f"{c} {n}" for c, n in data.counts.items()))
+
+
+def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainOptions, started: float) -> dict:
+    import keras
+
+    from indexer.embedder import Embedder, weights_digest
+    from indexer.weights import ensure_weights
+    from training.augment import build_augmenter
+    from training.features import extract_features
+    from training.finetune import DEFAULT_LEARNING_RATE, STEP_COST, fine_tune
+    from training.head import build_head, fit_head
+    from training.keras_progress import fit_progress
+    from training.plots import plot_curves
+
+    keras.utils.set_random_seed(options.seed)
+    classes = data.classes
+    class_index = {c: i for i, c in enumerate(classes)}
+    idx = split.indices([i.relpath for i in data.images])
+    labels = np.asarray([class_index[i.label] for i in data.images])
+    class_weight = _balanced_weights(labels[idx["train"]], len(classes))
+    log.info("class weights: %s", ", ".join(f"{c} {class_weight[i]:.2f}" for c, i in class_index.items()))
+
+    embedder = Embedder(ensure_weights(options.weights))
+    augmenter = build_augmenter(options.seed)
+    copies = options.augment_copies
+    passes = len(idx["train"]) * (1 + copies) + len(idx["val"])
+    log.info("computing frozen ResNet-50 features: %d passes (%d training images x %d, %d validation), "
+             "about %s", passes, len(idx["train"]), 1 + copies, len(idx["val"]),
+             _duration(passes / _measure_rate(embedder, data)))
+    with progress_bar(passes, disable=options.quiet) as bar:
+        bar.set_description("features")
+        train_f = extract_features(embedder, data, idx["train"], class_index, copies=copies,
+                                   augmenter=augmenter, batch_size=options.batch_size, on_progress=bar.update)
+        val_f = extract_features(embedder, data, idx["val"], class_index, batch_size=options.batch_size,
+                                 on_progress=bar.update)
+    rate = (len(train_f.vectors) + len(val_f.vectors)) / max(train_f.seconds + val_f.seconds, 1e-9)
+    log.info("features at %.1f images/s", rate)
+
+    head = build_head(len(classes))
+    head_lr = options.learning_rate if options.fine_tune == "head" and options.learning_rate else 1e-3
+    steps = -(-len(train_f.vectors) // options.batch_size)
+    bar = progress_bar(steps * options.head_epochs, disable=options.quiet, unit="step")
+    head_history = fit_head(head, train_f.vectors, train_f.labels, val_f.vectors, val_f.labels,
+                            class_weight=class_weight, epochs=options.head_epochs,
+                            patience=options.patience or 20, learning_rate=head_lr,
+                            batch_size=options.batch_size, callbacks=[fit_progress(bar, "head")])
+    phases = [_phase("head", head_history, head_lr, frozen="whole ResNet-50 (features computed once)")]
+
+    mode = options.fine_tune
+    if mode != "head":
+        epochs = options.epochs or 10
+        lr = options.learning_rate or DEFAULT_LEARNING_RATE[mode]
+        per_epoch = (len(idx["train"]) * STEP_COST[mode] + len(idx["val"])) / rate
+        log.info("fine-tuning (%s) for up to %d epochs, about %s per epoch on this machine, %s at most",
+                 mode, epochs, _duration(per_epoch), _duration(per_epoch * epochs))
+        steps = -(-len(idx["train"]) // options.fine_tune_batch_size)
+        bar = progress_bar(steps * epochs, disable=options.quiet, unit="step")
+        history = fine_tune(embedder.trunk, head, data, idx["train"], labels[idx["train"]], idx["val"],
+                            labels[idx["val"]], mode=mode, class_weight=class_weight, augmenter=augmenter,
+                            epochs=epochs, learning_rate=lr, patience=options.patience or 3,
+                            batch_size=options.fine_tune_batch_size, seed=options.seed,
+                            callbacks=[fit_progress(bar, f"fine-tune {mode}")])
+        frozen = "BatchNormalization layers" + ("" if mode == "all" else " and stages 1-4")
+        phases.append(_phase(f"fine-tune {mode}", history, lr, frozen=frozen))
+
+    _save_clean(head, build_head(len(classes)), staging / HEAD_FILE)
+    if mode == "head":
+        trunk = {"source": "imagenet", "id": embedder.trunk_id,
+                 "note": "ImageNet ResNet-50 weights, unchanged; cbir provisions them (see README)"}
+    else:
+        embedder.trunk.save(staging / TRUNK_FILE)  # never compiled itself: no optimizer state
+        trunk = {"file": TRUNK_FILE, "id": "resnet50-ft-" + weights_digest(embedder.trunk)[:16],
+                 "note": f"ResNet-50 fine-tuned ({mode}) from ImageNet weights {embedder.trunk_id}"}
+    split.save(staging)
+    (staging / HISTORY_FILE).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
+    plot_curves(phases, staging / CURVES_FILE)
+    card = _card(options, data, split, classes, trunk, phases, class_weight)
+    _write_card(staging, card)
+
+    # Measure what was saved, loaded back the way every other command loads it.
+    final = Embedder(embedder.weights, ModelRef(str(staging), staging, card))
+    card["metrics"] = {"test": _test_metrics(final, data, idx["test"], classes, staging)}
+    card["model_id"] = final.model_id
+    card["trained"]["seconds"] = round(time.perf_counter() - started, 1)
+    _write_card(staging, card)
+    return card
+
+
+def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], classes: list[str], staging: Path) -> dict:
+    from cbir.classification_metrics import classification_report
+    from training.plots import plot_confusion
+
+    if not test_idx:
+        return {"note": "no test split (--test-fraction 0)"}
+    predicted: list[str] = []
+    for start in range(0, len(test_idx), 32):
+        probs = embedder.embed(data.load_pixels(test_idx[start : start + 32])).category_probs
+        predicted += [classes[int(i)] for i in np.argmax(probs, axis=1)]
+    truth = [data.images[i].label for i in test_idx]
+    report = classification_report(truth, predicted, classes)
+    plot_confusion(classes, report.confusion, staging / CONFUSION_FILE, f"test split ({len(truth)} images)")
+    log.info("test split: accuracy %.3f, macro F1 %.3f over %d images", report.accuracy, report.macro["f1"],
+             len(truth))
+    return report.as_dict()
+
+
+def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list[str], trunk: dict,
+          phases: list[dict], class_weight: dict[int, float]) -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "format": CARD_FORMAT,
+        "format_version": CARD_FORMAT_VERSION,
+        "name": options.name or Path(options.out_dir).name,
+        "classes": classes,
+        "architecture": "ResNet-50 (keras.applications) -> global average pooling (2048-d, the retrieval "
+                        "embedding) -> category head (L2 normalisation, x16, dropout 0.2, dense softmax)",
+        "input": {"size": [INPUT_SIZE, INPUT_SIZE, 3], "preprocessing": PREPROCESSING},
+        "embedding": {"dim": EMBEDDING_DIM, "layer": "avg_pool", "normalised": "L2"},
+        "trunk": trunk,
+        "head": {"file": HEAD_FILE},
+        "fine_tune": {
+            "mode": options.fine_tune,
+            "phases": [{k: v for k, v in p.items() if k != "history"} for p in phases],
+            "augmentation": AUGMENTATION,
+            "augmented_copies_for_head": options.augment_copies,
+            "class_weight": {c: round(class_weight[i], 4) for i, c in enumerate(classes)},
+            "seed": options.seed,
+        },
+        "data": data.summary(),
+        "split": {**{k: v for k, v in split.as_dict().items() if k not in ("train", "val", "test", "hashes")},
+                  "counts": split.counts(), "file": SPLIT_FILE},
+        "metrics": {},
+        "trained": {
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "cbir_version": __version__,
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "device": "GPU" if tf.config.list_physical_devices("GPU") else "CPU",
+        },
+        "notes": list(options.notes),
+    }
+
+
+def _save_clean(trained, fresh, path: Path) -> None:
+    """Save the weights in an uncompiled twin: no optimizer state in the shipped file."""
+    fresh.set_weights(trained.get_weights())
+    fresh.save(path)
+
+
+def _write_card(directory: Path, card: dict) -> None:
+    (directory / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+
+
+def _phase(name: str, history: dict[str, list[float]], lr: float, frozen: str) -> dict:
+    monitor = history.get("val_loss") or history.get("loss") or [0.0]
+    return {"name": name, "epochs": len(history.get("loss", [])), "best_epoch": int(np.argmin(monitor)) + 1,
+            "learning_rate": lr, "frozen": frozen, "history": history}
+
+
+def _measure_rate(embedder, data: DatasetCheck, n: int = 8) -> float:
+    """Images/s of the frozen trunk here, timed on a second small batch (the first one warms up)."""
+    pixels = data.load_pixels(list(range(min(n, len(data.images)))))
+    embedder.embed(pixels)
+    started = time.perf_counter()
+    embedder.embed(pixels)
+    return len(pixels) / max(time.perf_counter() - started, 1e-6)
+
+
+def _balanced_weights(train_labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """n / (classes * count): each class weighs the same in the loss however many images it has."""
+    counts = np.bincount(train_labels, minlength=n_classes).astype(float)
+    return {i: float(len(train_labels) / (n_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
