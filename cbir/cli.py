@@ -75,7 +75,6 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     With no FOLDERS, every folder indexed before is indexed again.
     """
     from cbir.config import resolve_index_dir
-    from cbir.progress import progress_bar
 
     _setup_logging(quiet)
     index_path = resolve_index_dir(index_dir)
@@ -84,7 +83,6 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     from index_store import IndexStore
     from indexer.embedder import load_embedder
     from indexer.model import resolve_model
-    from indexer.pipeline import IndexRun
 
     lock = IndexStore.lock(index_path)  # a busy index fails before the model loads
     try:
@@ -94,31 +92,41 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
         lock.release()
         raise
     with IndexStore.open(index_path, embedder.model_id, embedder.dim, lock=lock, model_ref=ref.ref) as store:
-        bar = progress_bar(disable=quiet)
+        summary = _run_index(store, embedder, roots, batch_size=batch_size, workers=workers, quiet=quiet)
+    if as_json:
+        click.echo(json.dumps({"index": str(index_path), **summary.as_dict()}, indent=2))
 
-        def on_skip(path: str, reason: str, detail: str) -> None:
-            if not quiet:
-                bar.write(f"cbir: skipped {path}: {reason}" + (f" ({detail})" if detail else ""), file=sys.stderr)
 
-        job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
-                       on_progress=bar.update)
-        bar.total = job.count_files(roots)
-        bar.refresh()
-        try:
-            summary = job.run(roots)
-        finally:
-            bar.close()
+def _run_index(store, embedder, folders: list[str], *, batch_size: int = 32, workers: int | None = None,
+               quiet: bool = False, register: bool = True):
+    """Index ``folders`` into an open store with a progress bar and a summary line on stderr."""
+    from cbir.progress import progress_bar
+    from indexer.pipeline import IndexRun
+
+    bar = progress_bar(disable=quiet)
+
+    def on_skip(path: str, reason: str, detail: str) -> None:
+        if not quiet:
+            bar.write(f"cbir: skipped {path}: {reason}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+
+    job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
+                   on_progress=bar.update)
+    bar.total = job.count_files(folders)
+    bar.refresh()
+    try:
+        summary = job.run(folders, register=register)
+    finally:
+        bar.close()
     rate = (summary.added + summary.updated) / summary.seconds if summary.seconds else 0.0
     skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
     click.echo(
         f"cbir: {summary.added} added, {summary.updated} updated, {summary.renamed} renamed, "
         f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.skipped_total} skipped"
         + (f" ({skipped})" if skipped else "")
-        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded); index: {index_path}",
+        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded); index: {store.index_dir}",
         err=True,
     )
-    if as_json:
-        click.echo(json.dumps({"index": str(index_path), **summary.as_dict()}, indent=2))
+    return summary
 
 
 def _known_roots(index_path: Path) -> list[str]:
@@ -284,6 +292,16 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, plot_pat
                        f"{report.model}: {report.classification_scope}")
         click.echo(f"cbir: confusion matrix written to {plot_path}", err=True)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text(), nl=as_json)
+
+
+def _register_clean_commands() -> None:
+    from cbir.cli_clean import clean_cmd, history_cmd, undo_cmd
+
+    for command in (clean_cmd, undo_cmd, history_cmd):
+        cli.add_command(command)
+
+
+_register_clean_commands()
 
 
 def main() -> None:

@@ -52,3 +52,9 @@ class ModelError(CbirError):
     """A model folder is missing, incomplete, or does not fit the weights or data given."""
 
     exit_code = 9
+
+
+class PartlyUndoneError(CbirError):
+    """Some files of a clean run could not be put back; they stay where they are, and are listed."""
+
+    exit_code = 10

@@ -101,6 +101,11 @@ class _Catalog:
         cur = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
         return [_row(r) for r in cur]
 
+    def rows_with_categories(self, categories: list[str]) -> list[ImageRow]:
+        marks = ",".join("?" * len(categories))
+        return [_row(r) for r in self.conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM images WHERE category IN ({marks}) ORDER BY path", categories)]
+
     def rows_by_ids(self, ids: list[int]) -> dict[int, ImageRow]:
         out: dict[int, ImageRow] = {}
         for start in range(0, len(ids), 500):
@@ -285,10 +290,12 @@ class IndexStore(_Catalog):
             self._dirty = False
 
     # -- runs and roots -----------------------------------------------------
-    def begin_run(self, root: str) -> int:
+    def begin_run(self, root: str, register: bool = True) -> int:
+        """Start a walk of ``root``; ``register=False`` for a folder inside an indexed root."""
         run = int(self.meta("run", "0") or 0) + 1
         self._write("UPDATE meta SET value = ? WHERE key = 'run'", (str(run),))
-        self._write("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
+        if register:
+            self._write("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
         self.commit()
         return run
 
@@ -356,6 +363,10 @@ class IndexStore(_Catalog):
             (new_path, size, mtime_ns, run, image_id),
         )
         self._dirty = True
+
+    def relocate(self, image_id: int, new_path: str) -> None:
+        """The file moved (by cbir clean or undo) with its times kept: only its path changes."""
+        self._write("UPDATE images SET path = ? WHERE id = ?", (new_path, image_id))
 
     def remove(self, image_id: int) -> None:
         self._write("DELETE FROM vectors WHERE id = ?", (image_id,))

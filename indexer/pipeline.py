@@ -100,19 +100,20 @@ class IndexRun:
         return sum(1 for root in roots for item in walk_images(root, self.extensions, exclude)
                    if isinstance(item, FileEntry))
 
-    def run(self, roots: list[str]) -> IndexSummary:
+    def run(self, roots: list[str], register: bool = True) -> IndexSummary:
+        """Index ``roots``; ``register=False`` when they are folders inside already indexed roots."""
         started = time.monotonic()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="cbir-read") as pool:
             self._pool = pool
             for root in roots:
-                self._index_root(root)
+                self._index_root(root, register)
         self.store.finish()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
     # -- stages -------------------------------------------------------------------
-    def _index_root(self, root: str) -> None:
-        run = self.store.begin_run(root)
+    def _index_root(self, root: str, register: bool = True) -> None:
+        run = self.store.begin_run(root, register)
         self._run = run
         reading: deque[tuple[_Job, Future]] = deque()
         self._decoding: deque[tuple[_Job, Future]] = deque()
@@ -210,6 +211,27 @@ class IndexRun:
         if time.monotonic() - self._last_commit > self.checkpoint_seconds:
             self.store.commit()
             self._last_commit = time.monotonic()
+
+
+def count_pending(store, folders: list[str]) -> int:
+    """Files under ``folders`` that are new or changed since indexed, plus indexed files now gone.
+
+    Names and stats only, so a caller can skip loading the model when nothing changed.
+    """
+    from index_store.store import _prefix_bounds
+
+    extensions = supported_extensions()
+    pending, seen = 0, set()
+    for folder in folders:
+        for item in walk_images(folder, extensions, [str(store.index_dir)]):
+            if isinstance(item, FileEntry):
+                seen.add(item.path)
+                row = store.row_by_path(item.path)
+                pending += not (row and row.size == item.size and row.mtime_ns == item.mtime_ns)
+        low, high = _prefix_bounds(folder)
+        pending += sum(1 for (path,) in store.conn.execute(
+            "SELECT path FROM images WHERE path >= ? AND path < ?", (low, high)) if path not in seen)
+    return pending
 
 
 def _probs(row: ImageRow) -> dict[str, float] | None:

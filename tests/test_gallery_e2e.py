@@ -56,3 +56,33 @@ def test_gallery_queries_return_mostly_their_own_category(cli_env):
     for category in CATEGORIES:
         mean = precision5[labels == category].mean()
         assert mean >= 0.8, (category, mean)
+
+
+def test_gallery_clean_screenshots_then_undo(tmp_path, cli_env):
+    """The Gallery Cleaner's job on a copy of the whole gallery mixed into one flat folder."""
+    import hashlib
+    import shutil
+
+    flat = tmp_path / "phone-backup"
+    flat.mkdir()
+    truth = {}
+    for i, path in enumerate(sorted(p for c in CATEGORIES for p in (GALLERY / c).iterdir() if p.is_file())):
+        name = f"IMG_{i:04d}{path.suffix.lower()}"  # names say nothing about the category
+        shutil.copy2(path, flat / name)
+        truth[name] = path.parent.name
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in flat.iterdir()}
+    assert run_cbir(["index", str(flat), "-q"], cli_env).returncode == 0
+
+    proc = run_cbir(["clean", "--category", "screenshot", "--yes", "--json", "-q"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    moved = [Path(m["path"]).name for m in json.loads(proc.stdout)["moves"]]
+    screenshots = [n for n, c in truth.items() if c == "screenshot"]
+    precision = sum(truth[n] == "screenshot" for n in moved) / len(moved)
+    recall = sum(n in moved for n in screenshots) / len(screenshots)
+    print(f"clean --category screenshot: moved {len(moved)}, precision {precision:.3f}, recall {recall:.3f}")
+    assert precision >= 0.9 and recall >= 0.8
+    assert all((flat / "screenshot" / n).exists() for n in moved)
+
+    assert run_cbir(["undo", "--yes", "-q"], cli_env).returncode == 0
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in flat.iterdir() if p.is_file()}
+    assert after == before
