@@ -318,7 +318,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("cbir: interrupted; the index keeps everything committed before the interruption", err=True)
+        click.echo("cbir: interrupted; what was committed before it is kept (index batches, clean journal); "
+                   "a half-trained model is discarded", err=True)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)

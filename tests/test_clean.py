@@ -206,7 +206,8 @@ def test_clean_indexes_new_files_under_in_first(tree, cli_env, photos):
     assert status["roots"] == [str(tree)]  # a folder inside a root does not become a root
 
 
-def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_path, cli_env):
+@pytest.mark.parametrize("rerun_first", [False, True], ids=["undo", "rerun-then-undo"])
+def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_path, cli_env, rerun_first):
     root = tmp_path / "many"
     rng = np.random.default_rng(5)
     pages = [render_document(rng) for _ in range(4)]
@@ -241,7 +242,16 @@ def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_p
 
     history = json.loads(run_cbir(["history", "--json"], cli_env).stdout)
     assert history[0]["state"] == "running"  # killed: nobody marked it finished
-    undo = run_cbir(["undo", "--yes", "-q"], cli_env)
+
+    if rerun_first:  # a rerun settles the interrupted run and moves the rest
+        rerun = run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes", "-q"], cli_env)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "settled 1 interrupted clean run" in rerun.stderr
+        after = snapshot(root)
+        assert sorted(after.values()) == sorted(before.values())
+        assert all(rel.startswith("receipt/") for rel in after)
+        assert run_cbir(["undo", "--yes", "-q"], cli_env).returncode == 0  # the rerun
+    undo = run_cbir(["undo", "--yes", "-q"], cli_env)  # the killed run
     assert undo.returncode == 0, undo.stderr
     assert snapshot(root) == before
-    assert json.loads(run_cbir(["history", "--json"], cli_env).stdout)[0]["state"] == "undone"
+    assert all(run["state"] == "undone" for run in json.loads(run_cbir(["history", "--json"], cli_env).stdout))
