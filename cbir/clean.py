@@ -94,6 +94,10 @@ def plan_clean(
         if confidence < min_confidence:
             plan.below_confidence += 1
             continue
+        if os.path.islink(row.path):
+            # Moving a link would break a relative target; the file it points to is indexed on its own.
+            plan.skipped.append((row.path, "symbolic link, not moved"))
+            continue
         try:
             stat = os.stat(row.path)
         except OSError:

@@ -197,10 +197,13 @@ def test_clean_indexes_new_files_under_in_first(tree, cli_env, photos):
     late = tree / "inbox" / "late-scan.png"
     late.parent.mkdir()
     render_document(np.random.default_rng(11)).save(late)
+    link = tree / "inbox" / "shortcut.png"
+    link.symlink_to(os.path.relpath(late, link.parent))
     proc = run_cbir(["clean", "--category", "receipt", "--min-confidence", "0.5", "--in", str(tree / "inbox"),
                      "--yes"], cli_env)
     assert proc.returncode == 0, proc.stderr
-    assert "1 added" in proc.stderr
+    assert "2 added" in proc.stderr
+    assert f"skipped {link}: symbolic link, not moved" in proc.stderr and link.is_symlink()
     assert moves_of(proc.stdout) == [("receipt", moves_of(proc.stdout)[0][1], str(late), str(tree / "receipt" / "late-scan.png"))]
     status = json.loads(run_cbir(["status", "--json"], cli_env).stdout)
     assert status["roots"] == [str(tree)]  # a folder inside a root does not become a root
