@@ -21,6 +21,7 @@ class LabelledEmbeddings:
     paths: list[str]
     category_probs: np.ndarray | None  # (N, classes) when the model has a category head
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # content hash per embedded image
 
 
 def list_labelled_images(root: Path) -> list[tuple[str, str]]:
@@ -42,26 +43,27 @@ def embed_labelled(
     items: list[tuple[str, str]], embedder, batch_size: int = 32, workers: int = 2,
     on_progress: Callable[[int], None] | None = None,
 ) -> LabelledEmbeddings:
-    vectors, probs, labels, paths, skipped = [], [], [], [], []
+    vectors, probs, labels, paths, skipped, digests = [], [], [], [], [], []
 
     def load(item):
         try:
-            return item, load_image(item[0])[0], None
+            return item, load_image(item[0]), None
         except ImageDecodeError as exc:
             return item, None, exc.reason
 
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(items), batch_size):
             batch = list(pool.map(load, items[start : start + batch_size]))
-            good = [(item, px) for item, px, _ in batch if px is not None]
+            good = [(item, loaded) for item, loaded, _ in batch if loaded is not None]
             skipped += [(item[0], reason) for item, px, reason in batch if px is None]
             if good:
-                result = embedder.embed(np.stack([px for _, px in good]))
+                result = embedder.embed(np.stack([pixels for _, (pixels, _) in good]))
                 vectors.append(result.vectors)
                 if result.category_probs is not None:
                     probs.append(result.category_probs)
                 paths += [item[0] for item, _ in good]
                 labels += [item[1] for item, _ in good]
+                digests += [digest for _, (_, digest) in good]
             if on_progress:
                 on_progress(len(batch))
     return LabelledEmbeddings(
@@ -69,4 +71,5 @@ def embed_labelled(
         labels, paths,
         np.concatenate(probs) if probs else None,
         skipped,
+        digests,
     )

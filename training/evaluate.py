@@ -82,17 +82,21 @@ def evaluate(
     model: ModelRef = embedder.model
     notes: list[str] = []
     split = _recorded_split(model)
-    seen: set[str] = set()  # paths whose content trained this model (its train or validation split)
-    if split is not None:
-        trained_on = split.hashes_of("train", "val")
-        seen = {path for path, digest in _hash_files([p for p, _ in items]).items() if digest in trained_on}
-        if not retrieval:
-            items = [item for item in items if item[0] not in seen]
+    trained_on = split.hashes_of("train", "val") if split is not None else set()
+    held_back: list[tuple[str, str]] = []  # training images never embedded (classification only)
+    if trained_on and not retrieval:
+        # Only classification is wanted: hash first, so training images are never decoded.
+        digests = _hash_files([p for p, _ in items])
+        held_back = [item for item, digest in zip(items, digests) if digest in trained_on]
+        items = [item for item, digest in zip(items, digests) if digest not in trained_on]
     if on_total:
         on_total(len(items))
     data = embed_labelled(items, embedder, on_progress=on_progress)
     if not data.labels:
         raise UsageError(f"no readable images in {root} to evaluate")
+    # Paths whose content trained this model (its train or validation split), from the hashes
+    # computed while embedding: the files are read once.
+    seen = {path for path, digest in zip(data.paths, data.digests) if digest in trained_on}
 
     classification, scope = None, "not run"
     known = set(model.classes)
@@ -104,8 +108,8 @@ def evaluate(
         if unknown:
             notes.append(f"classes not in the model, left out of classification: {', '.join(unknown)}")
         scope = f"all {len(keep)} images of known classes"
-        if seen:
-            before = len(keep)
+        if seen or held_back:
+            before = len(keep) + sum(label in known for _, label in held_back)
             keep = [i for i in keep if data.paths[i] not in seen]
             is_test_split = split is not None and len(keep) == len(split.test)
             scope = (f"the model's recorded test split: {len(keep)} images" if is_test_split
@@ -131,13 +135,13 @@ def _recorded_split(model: ModelRef) -> Split | None:
     return split if split.hashes else None
 
 
-def _hash_files(paths: list[str]) -> dict[str, str]:
-    """Content hashes, the same ones training recorded; unreadable files are left for embedding to report."""
-    def digest(path: str) -> tuple[str, str | None]:
+def _hash_files(paths: list[str]) -> list[str | None]:
+    """Content hashes, the same ones training recorded; None for unreadable files (embedding reports them)."""
+    def digest(path: str) -> str | None:
         try:
-            return path, read_file(path).digest
+            return read_file(path).digest
         except ImageDecodeError:
-            return path, None
+            return None
 
     with ThreadPoolExecutor(4) as pool:
-        return {path: d for path, d in pool.map(digest, paths) if d is not None}
+        return list(pool.map(digest, paths))
