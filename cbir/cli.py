@@ -35,6 +35,13 @@ def _model_option(fn):
     return click.option("--model", default=None, metavar="MODEL", help=MODEL_HELP)(fn)
 
 
+def _runtime_option(fn):
+    from indexer.engine import RUNTIME_HELP, RUNTIMES
+
+    return click.option("--runtime", type=click.Choice(RUNTIMES), default=None,
+                        help=RUNTIME_HELP)(fn)
+
+
 def _json_option(fn):
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON on stdout.")(fn)
 
@@ -62,14 +69,21 @@ def cli() -> None:
 @_index_option
 @_model_option
 @_weights_option
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
+@_runtime_option
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Images per model call.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Threads that read and decode images (default: CPU count).")
+              help="Threads that read, hash and decode images (default: CPU count).")
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Threads the lite engine computes with (default: $CBIR_THREADS, else CPU count).")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None,
+              help="Search index: flat (exact), ivf (IVF with 8-bit codes), hnsw (graph), or auto: exact up to "
+                   "20,000 images, then ivf (default: the index's current choice, else auto).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no per-file skip lines.")
 @_json_option
 def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None, weights: str | None,
-              batch_size: int, workers: int | None, quiet: bool, as_json: bool) -> None:
+              runtime: str | None, batch_size: int, workers: int | None, threads: int | None,
+              index_type: str | None, quiet: bool, as_json: bool) -> None:
     """Embed every image under FOLDERS into the index; re-runs only touch what changed.
 
     With no FOLDERS, every folder indexed before is indexed again.
@@ -87,17 +101,19 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     lock = IndexStore.lock(index_path)  # a busy index fails before the model loads
     try:
         ref = resolve_model(model, index_status(index_path).model)
-        embedder = load_embedder(weights, ref)
+        embedder = load_embedder(weights, ref, runtime, threads)
     except BaseException:
         lock.release()
         raise
     with IndexStore.open(index_path, embedder.model_id, embedder.dim, lock=lock, model_ref=ref.ref) as store:
+        if index_type:
+            store.set_index_type(index_type)
         summary = _run_index(store, embedder, roots, batch_size=batch_size, workers=workers, quiet=quiet)
     if as_json:
         click.echo(json.dumps({"index": str(index_path), **summary.as_dict()}, indent=2))
 
 
-def _run_index(store, embedder, folders: list[str], *, batch_size: int = 32, workers: int | None = None,
+def _run_index(store, embedder, folders: list[str], *, batch_size: int = 16, workers: int | None = None,
                quiet: bool = False, register: bool = True):
     """Index ``folders`` into an open store with a progress bar and a summary line on stderr."""
     from cbir.progress import progress_bar
@@ -148,9 +164,10 @@ def _known_roots(index_path: Path) -> list[str]:
 @_index_option
 @_model_option
 @_weights_option
+@_runtime_option
 @_json_option
 def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, model: str | None,
-              weights: str | None, as_json: bool) -> None:
+              weights: str | None, runtime: str | None, as_json: bool) -> None:
     """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
     from cbir.config import resolve_index_dir
     from cbir.search import check_query_args, query
@@ -158,7 +175,7 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
     _setup_logging()
     check_query_args(image, k)
     hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights,
-                 model=model)
+                 model=model, runtime=runtime)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
     else:
@@ -256,13 +273,14 @@ def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epo
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False))
 @_model_option
 @_weights_option
+@_runtime_option
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the confusion matrix as a PNG to this file.")
 @click.option("--no-retrieval", is_flag=True,
               help="Skip leave-one-out retrieval (then only the test split of training data is embedded).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_json_option
-def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, plot_path: str | None,
+def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime: str | None, plot_path: str | None,
                  no_retrieval: bool, quiet: bool, as_json: bool) -> None:
     """Measure a model on DATA_DIR (one subfolder per class): classification and retrieval quality.
 
@@ -273,7 +291,7 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, plot_pat
     from indexer.embedder import load_embedder
     from training.evaluate import evaluate
 
-    embedder = load_embedder(weights, model)
+    embedder = load_embedder(weights, model, runtime)
     with progress_bar(disable=quiet) as bar:
         bar.set_description("embedding")
 

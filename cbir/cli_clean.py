@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from cbir.cli import _index_option, _json_option, _model_option, _run_index, _setup_logging, _weights_option
-from cbir.errors import IndexEmptyError, IndexIncompatibleError, PartlyUndoneError, UsageError
+from cbir.cli import (_index_option, _json_option, _model_option, _run_index, _runtime_option, _setup_logging,
+                      _weights_option)
+from cbir.errors import IndexEmptyError, IndexIncompatibleError, PartlyUndoneError
 
 _CONFIDENCE_HELP = (
     "Leave images whose category probability is below this in place (default 0.7: on the default model's "
@@ -50,11 +51,12 @@ def _open_index(index_dir: str | None):
 @_index_option
 @_model_option
 @_weights_option
+@_runtime_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars and no per-file lines on stderr.")
 @_json_option
 def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str | None,
               min_confidence: float | None, yes: bool, index_dir: str | None, model: str | None,
-              weights: str | None, quiet: bool, as_json: bool) -> None:
+              weights: str | None, runtime: str | None, quiet: bool, as_json: bool) -> None:
     """Move images of the given categories into per-category folders (a dry run unless --yes).
 
     Every run is journaled: `cbir undo` puts it back, `cbir history` lists runs.
@@ -76,13 +78,13 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
         ref = resolve_model(model, status.model)
         embedder = None
         if ref.ref != status.model:  # another model asked for: refuse before anything moves
-            embedder = _load_matching(weights, ref, store, status)
+            embedder = _load_matching(weights, ref, store, status, runtime)
         chosen = check_categories(list(categories), ref.classes)
         roots = status.roots or []
         scope = [os.path.abspath(d) for d in in_dirs] or roots
         outside = [d for d in scope if not any(d == r or _inside(d, r) for r in roots)]
         if count_pending(store, scope):
-            embedder = embedder or _load_matching(weights, ref, store, status)
+            embedder = embedder or _load_matching(weights, ref, store, status, runtime)
             inside = [d for d in scope if d not in outside]
             if outside:
                 _run_index(store, embedder, outside, quiet=quiet)  # new folders become indexed roots
@@ -106,10 +108,10 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
                  failed=len(result.failed))
 
 
-def _load_matching(weights: str | None, ref, store, status):
+def _load_matching(weights: str | None, ref, store, status, runtime: str | None = None):
     from indexer.embedder import load_embedder
 
-    embedder = load_embedder(weights, ref)
+    embedder = load_embedder(weights, ref, runtime)
     if embedder.model_id != store.model_id:
         raise IndexIncompatibleError(
             f"index {store.index_dir} was built with model {status.model or store.model_id}, not {ref.ref}; "

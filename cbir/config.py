@@ -25,6 +25,10 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
+    """Weights and runtime exports: $CBIR_CACHE, else $CBIR_HOME/cache, else $XDG_CACHE_HOME/cbir."""
+    explicit = os.environ.get("CBIR_CACHE", "").strip()
+    if explicit:
+        return Path(explicit).expanduser().resolve()
     home = cbir_home()
     return home / "cache" if home else _xdg("XDG_CACHE_HOME", ".cache") / "cbir"
 

@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from cbir.errors import ImageNotFoundError, IndexEmptyError, IndexIncompatibleError, UsageError
 
@@ -45,6 +44,7 @@ def query(
     exclude_self: bool = False,
     weights: str | os.PathLike[str] | None = None,
     model: str | None = None,
+    runtime: str | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
     from indexer.embedder import load_embedder
@@ -59,7 +59,7 @@ def query(
             raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
         content = read_file(path)
         pixels = decode(content.data)
-        embedder = load_embedder(weights, resolve_model(model, reader.model_ref))
+        embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime)
         if reader.model_id != embedder.model_id:
             raise IndexIncompatibleError(
                 f"index {index_dir} was built with model {reader.model_ref or reader.model_id} "

@@ -25,11 +25,11 @@ class IndexStatus:
 
 def index_status(index_dir: Path) -> IndexStatus:
     from index_store.manifest import read_manifest
-    from index_store.store import CATALOG_FILE, IndexReader
+    from index_store.catalog import CATALOG_FILE, CatalogReader
 
     if not (index_dir / CATALOG_FILE).is_file():
         return IndexStatus(str(index_dir), exists=False)
-    reader = IndexReader.open(index_dir)
+    reader = CatalogReader.open(index_dir)
     try:
         manifest = read_manifest(index_dir)
         return IndexStatus(

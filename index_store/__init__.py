@@ -1,5 +1,12 @@
 """Persistence: SQLite catalog (source of truth), FAISS index and manifest beside it."""
 
-from index_store.store import IndexStore, IndexReader, ImageRow
-
 __all__ = ["IndexStore", "IndexReader", "ImageRow"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `cbir status` can read the catalog without importing numpy.
+    if name in __all__:
+        from index_store import store
+
+        return getattr(store, name)
+    raise AttributeError(name)

@@ -19,8 +19,13 @@ class Manifest:
     dim: int
     count: int
     generation: int
-    index_type: str
+    index_type: str  # flat, ivf or hnsw
     metric: str = "inner_product"
+    nlist: int = 0
+    nprobe: int = 0
+    index_choice: str = "auto"
+    description: str = ""
+    estimated_bytes: int = 0
     faiss_file: str = "vectors.faiss"
     written_at: float = 0.0
     cbir_version: str = ""
@@ -29,7 +34,9 @@ class Manifest:
 def read_manifest(index_dir: Path) -> Manifest | None:
     try:
         data = json.loads((index_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-        return Manifest(**data)
+        manifest = Manifest(**data)
+        manifest.index_type = manifest.index_type.lower()  # schema 1 wrote "Flat"
+        return manifest
     except (OSError, ValueError, TypeError):
         return None
 

@@ -15,20 +15,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote
 
 import numpy as np
 
-from cbir.errors import IndexEmptyError, IndexIncompatibleError
+from cbir.errors import IndexIncompatibleError
 from index_store import vectors as vec
 from index_store.atomic import atomic_write
+from index_store.faiss_index import (IndexPlan, build_index, can_patch, estimate_bytes, plan_index, read_index, tune,
+                                    write_index)
+from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
 from index_store.lock import WriterLock
 from index_store.manifest import Manifest, read_manifest, write_manifest
 from index_store.schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
-CATALOG_FILE = "catalog.sqlite"
 FAISS_FILE = "vectors.faiss"
 _CHUNK = 4096
 _ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
@@ -55,44 +56,7 @@ def _prefix_bounds(root: str) -> tuple[str, str]:
     return low, low[:-1] + chr(ord("/") + 1)
 
 
-class _Catalog:
-    def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:
-        self.index_dir = index_dir
-        self.conn = conn
-
-    def meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
-
-    @property
-    def model_id(self) -> str | None:
-        return self.meta("model_id")
-
-    @property
-    def model_ref(self) -> str | None:
-        """The model choice the index was built with ('default', 'imagenet' or a model folder)."""
-        return self.meta("model_ref")
-
-    def category_counts(self) -> dict[str, int]:
-        rows = self.conn.execute(
-            "SELECT category, COUNT(*) FROM images WHERE category IS NOT NULL GROUP BY category ORDER BY category"
-        ).fetchall()
-        return {category: n for category, n in rows}
-
-    @property
-    def dim(self) -> int:
-        return int(self.meta("dim", "0") or 0)
-
-    @property
-    def generation(self) -> int:
-        return int(self.meta("generation", "0") or 0)
-
-    def count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-
-    def roots(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
-
+class _Catalog(CatalogInfo):
     def row_by_path(self, path: str) -> ImageRow | None:
         found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
         return _row(found) if found else None
@@ -138,6 +102,14 @@ class _Catalog:
                 rows = self.conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({marks})", part).fetchall()
                 yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
 
+    @property
+    def index_choice(self) -> str:
+        """What the user asked for with --index-type (auto unless set)."""
+        return self.meta("index_type", "auto") or "auto"
+
+    def index_plan(self) -> IndexPlan:
+        return plan_index(self.index_choice, self.count())
+
     def _fresh_faiss(self):
         """The FAISS file if its manifest matches this catalog, else None."""
         manifest = read_manifest(self.index_dir)
@@ -145,39 +117,34 @@ class _Catalog:
         if not manifest or manifest.generation != self.generation or manifest.model_id != self.model_id:
             return None
         try:
-            index = vec.read_index(path)
+            index = read_index(path)
         except Exception:  # a torn or foreign file: the catalog can always rebuild it
             log.warning("FAISS file %s is unreadable; rebuilding it from the catalog", path)
             return None
-        return index if index.ntotal == self.count() else None
+        if index.ntotal != self.count():
+            return None
+        tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
+        return index
 
     def load_faiss(self):
         index = self._fresh_faiss()
         if index is None:
-            log.info("building the search index from %d stored vectors", self.count())
-            index = vec.build_index(self.dim, self.iter_vectors())
+            index = self._build_faiss(self.index_plan())
         return index
 
-    def disk_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
+    def _build_faiss(self, plan: IndexPlan):
+        count = self.count()
+        log.info("building the search index (%s) from %d stored vectors, about %.0f MB", plan.description, count,
+                 estimate_bytes(plan, count, self.dim) / 1e6)
+        return build_index(plan, self.dim, self.iter_vectors, self.sample_vectors)
 
-    def close(self) -> None:
-        self.conn.close()
-
-
-def _check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    version = int(row[0]) if row else SCHEMA_VERSION
-    if version > SCHEMA_VERSION:
-        raise IndexIncompatibleError(
-            f"index {index_dir} was written by a newer cbir (schema {version}; this cbir reads "
-            f"{SCHEMA_VERSION}): upgrade cbir, or use another --index"
-        )
-    if version < SCHEMA_VERSION:
-        raise IndexIncompatibleError(
-            f"index {index_dir} uses schema {version}, which this cbir cannot migrate: "
-            "index your folders again into a new --index"
-        )
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` stored vectors drawn at random (all of them when there are fewer)."""
+        ids = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM vectors")), np.int64)
+        if len(ids) > n:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+        parts = [vectors for _, vectors in self.iter_vectors(ids.tolist())]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
 
 
 class IndexReader(_Catalog):
@@ -185,16 +152,7 @@ class IndexReader(_Catalog):
 
     @classmethod
     def open(cls, index_dir: Path) -> "IndexReader":
-        catalog = index_dir / CATALOG_FILE
-        if not catalog.is_file():
-            raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
-        try:
-            conn = sqlite3.connect(f"file:{quote(str(catalog))}?mode=ro", uri=True, check_same_thread=False)
-            conn.execute("SELECT 1 FROM meta LIMIT 1")
-        except sqlite3.DatabaseError as exc:
-            raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
-        _check_schema(conn, index_dir)
-        return cls(index_dir, conn)
+        return cls(index_dir, connect_readonly(index_dir))
 
 
 class IndexStore(_Catalog):
@@ -230,7 +188,7 @@ class IndexStore(_Catalog):
             except sqlite3.DatabaseError as exc:
                 raise IndexIncompatibleError(f"{index_dir / CATALOG_FILE} is not a cbir index: {exc}") from exc
             if has_meta:
-                _check_schema(conn, index_dir)
+                check_schema(conn, index_dir)
             conn.executescript(DDL)
             store = cls(index_dir, conn, lock)
             store._claim(model_id, dim, model_ref)
@@ -380,33 +338,46 @@ class IndexStore(_Catalog):
             self._added.difference_update(ids)
 
     # -- publishing -----------------------------------------------------------
+    def set_index_type(self, choice: str) -> None:
+        """Record --index-type; the next ``finish()`` rebuilds the search index if the kind changes."""
+        if choice != self.index_choice:
+            self._write("INSERT OR REPLACE INTO meta VALUES ('index_type', ?)", (choice,))
+            self.commit()
+
     def finish(self) -> None:
         """Commit, then write the FAISS file and manifest for the new generation."""
         self.commit()
         manifest = read_manifest(self.index_dir)
         faiss_path = self.index_dir / FAISS_FILE
-        if manifest and manifest.generation == self.generation and faiss_path.is_file():
+        plan = self.index_plan()
+        same_plan = manifest is not None and (manifest.index_type, manifest.nlist) == (plan.kind, plan.nlist)
+        if same_plan and manifest.generation == self.generation and faiss_path.is_file():
             return  # nothing changed since the last publish
         index = None
-        if manifest and manifest.generation == self._start_generation and manifest.model_id == self.model_id:
-            index = self._apply_changes(faiss_path)
+        if (same_plan and manifest.generation == self._start_generation and manifest.model_id == self.model_id
+                and can_patch(plan, removing=bool(self._removed))):
+            index = self._apply_changes(faiss_path, plan)
         if index is None:
-            index = vec.build_index(self.dim, self.iter_vectors())
-        atomic_write(faiss_path, lambda tmp: vec.write_index(index, tmp))
+            index = self._build_faiss(plan)
+        atomic_write(faiss_path, lambda tmp: write_index(index, tmp))
         write_manifest(
             self.index_dir,
-            Manifest(SCHEMA_VERSION, self.model_id or "", self.dim, int(index.ntotal), self.generation, "Flat"),
+            Manifest(SCHEMA_VERSION, self.model_id or "", self.dim, int(index.ntotal), self.generation, plan.kind,
+                     nlist=plan.nlist, nprobe=plan.nprobe, index_choice=self.index_choice,
+                     description=plan.description,
+                     estimated_bytes=estimate_bytes(plan, int(index.ntotal), self.dim)),
         )
         self._added.clear()
         self._removed.clear()
         self._start_generation = self.generation
 
-    def _apply_changes(self, faiss_path: Path):
+    def _apply_changes(self, faiss_path: Path, plan: IndexPlan):
         """Patch the published FAISS index with this session's changes instead of rebuilding it."""
         try:
-            index = vec.read_index(faiss_path)
+            index = read_index(faiss_path)
         except Exception:
             return None
+        tune(index, plan)
         if self._removed:
             index.remove_ids(np.fromiter(self._removed, np.int64))
         for ids, vectors in self.iter_vectors(sorted(self._added)):

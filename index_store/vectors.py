@@ -1,9 +1,8 @@
-"""Vector encoding in the catalog and the FAISS index built from it."""
+"""How vectors are stored in the catalog."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
@@ -18,30 +17,3 @@ def encode(vector: np.ndarray) -> bytes:
 def decode_many(blobs: Iterable[bytes], dim: int) -> np.ndarray:
     joined = b"".join(blobs)
     return np.frombuffer(joined, dtype=VECTOR_DTYPE).reshape(-1, dim).astype(np.float32)
-
-
-def new_flat_index(dim: int):
-    import faiss
-
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def build_index(dim: int, chunks: Iterator[tuple[np.ndarray, np.ndarray]]):
-    """A FAISS index from (ids, vectors) chunks, so memory stays one chunk above the index."""
-    index = new_flat_index(dim)
-    for ids, vectors in chunks:
-        if len(ids):
-            index.add_with_ids(vectors, ids.astype(np.int64))
-    return index
-
-
-def write_index(index, path: Path) -> None:
-    import faiss
-
-    faiss.write_index(index, str(path))
-
-
-def read_index(path: Path):
-    import faiss
-
-    return faiss.read_index(str(path))

@@ -53,6 +53,10 @@ HOW_TO_PROVIDE = (
 class WeightsFile:
     path: Path
     source: str
+    sha256: str | None = None  # known when the file was verified; else computed on demand
+
+    def digest(self) -> str:
+        return self.sha256 or file_sha256(self.path)
 
 
 def file_sha256(path: Path) -> str:
@@ -106,7 +110,7 @@ def _valid_cache() -> WeightsFile | None:
     try:
         meta = json.loads(sidecar.read_text())
         if file_sha256(path) == meta["sha256"]:
-            return WeightsFile(path, meta.get("source", "cache"))
+            return WeightsFile(path, meta.get("source", "cache"), meta["sha256"])
     except (OSError, ValueError, KeyError):
         pass
     log.warning("cached weights at %s fail their checksum; fetching them again", path)
@@ -134,7 +138,7 @@ def _write_cache(model: "keras.Model", source: str) -> WeightsFile:
         tmp.unlink(missing_ok=True)
         tmp.with_suffix(".json.tmp").unlink(missing_ok=True)
     log.info("cached ResNet-50 weights at %s", target)
-    return WeightsFile(target, source)
+    return WeightsFile(target, source, digest)
 
 
 def _from_user_path(path: Path) -> WeightsFile:

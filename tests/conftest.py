@@ -80,8 +80,11 @@ def photo_tree(tmp_path, photos) -> Path:
 
 @pytest.fixture
 def cli_env(tmp_path, weights_file) -> dict[str, str]:
-    """Environment for `cbir` subprocesses: private CBIR_HOME, the session's weights."""
+    """Environment for `cbir` subprocesses: private CBIR_HOME, the session's weights and runtime exports."""
+    from cbir.config import cache_dir
+
     env = dict(os.environ)
+    env["CBIR_CACHE"] = str(cache_dir())  # one LiteRT export per model per machine, not per test
     env["CBIR_HOME"] = str(tmp_path / "cbir-home")
     env["CBIR_WEIGHTS"] = str(weights_file)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
 
 from tests.bad_inputs import make_bad_corpus
 from tests.conftest import run_cbir, save_photo

@@ -29,8 +29,11 @@ def dataset(workspace, photos):
 def module_env(workspace, weights_file):
     import os
 
+    from cbir.config import cache_dir
+
     env = dict(os.environ)
-    env.update(CBIR_HOME=str(workspace / "home"), CBIR_WEIGHTS=str(weights_file), TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(CBIR_HOME=str(workspace / "home"), CBIR_CACHE=str(cache_dir()), CBIR_WEIGHTS=str(weights_file),
+               TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("CBIR_MODEL", None)
     return env
 

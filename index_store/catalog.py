@@ -1,0 +1,95 @@
+"""Reading an index's catalog without numpy or FAISS, so `cbir status` starts instantly."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from cbir.errors import IndexEmptyError, IndexIncompatibleError
+from index_store.schema import SCHEMA_VERSION
+
+CATALOG_FILE = "catalog.sqlite"
+
+
+def connect_readonly(index_dir: Path) -> sqlite3.Connection:
+    catalog = index_dir / CATALOG_FILE
+    if not catalog.is_file():
+        raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(catalog))}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT 1 FROM meta LIMIT 1")
+    except sqlite3.DatabaseError as exc:
+        raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
+    check_schema(conn, index_dir)
+    return conn
+
+
+def check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if version > SCHEMA_VERSION:
+        raise IndexIncompatibleError(
+            f"index {index_dir} was written by a newer cbir (schema {version}; this cbir reads "
+            f"{SCHEMA_VERSION}): upgrade cbir, or use another --index"
+        )
+    if version < SCHEMA_VERSION:
+        raise IndexIncompatibleError(
+            f"index {index_dir} uses schema {version}, which this cbir cannot migrate: "
+            "index your folders again into a new --index"
+        )
+
+
+class CatalogInfo:
+    """Meta, counts and roots of a catalog: what status needs."""
+
+    def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:
+        self.index_dir = index_dir
+        self.conn = conn
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    @property
+    def model_id(self) -> str | None:
+        return self.meta("model_id")
+
+    @property
+    def model_ref(self) -> str | None:
+        """The model choice the index was built with ('default', 'imagenet' or a model folder)."""
+        return self.meta("model_ref")
+
+    def category_counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT category, COUNT(*) FROM images WHERE category IS NOT NULL GROUP BY category ORDER BY category"
+        ).fetchall()
+        return {category: n for category, n in rows}
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta("dim", "0") or 0)
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta("generation", "0") or 0)
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class CatalogReader(CatalogInfo):
+    """A read-only catalog connection without vectors."""
+
+    @classmethod
+    def open(cls, index_dir: Path) -> "CatalogReader":
+        return cls(index_dir, connect_readonly(index_dir))

@@ -1,0 +1,116 @@
+"""The LiteRT (TFLite) form of a Keras model: export it, and run it without TensorFlow.
+
+Dynamic-range int8 (int8 weights, activations quantized on the fly by
+XNNPACK) was the fastest faithful path measured by ``benchmarks/inference.py``
+on a 2-core AVX2 CPU; full-integer int8 with calibration fell below the 0.99
+embedding cosine bar. Exporting needs TensorFlow; running needs only the small
+``ai_edge_litert`` interpreter (or TensorFlow's bundled one), so a query in a
+fresh process never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cbir.errors import ModelError
+
+if TYPE_CHECKING:
+    import keras
+
+QUANTIZATIONS = ("dynamic-int8", "float16", "float32")
+DEFAULT_QUANTIZATION = "dynamic-int8"
+
+
+def export_tflite(net: "keras.Model", quantization: str = DEFAULT_QUANTIZATION) -> bytes:
+    """Convert ``net`` (float input, any number of outputs) to a TFLite flatbuffer."""
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; choose from {', '.join(QUANTIZATIONS)}")
+    with tempfile.TemporaryDirectory(prefix="cbir-export-") as saved:
+        net.export(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # TensorFlow bundles the same interpreter (deprecated there)
+        import tensorflow as tf
+
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+        Interpreter = tf.lite.Interpreter
+    return Interpreter
+
+
+class LiteNet:
+    """A TFLite model with one image input; call it on a float batch to get its outputs in order."""
+
+    def __init__(self, model: str | os.PathLike[str] | bytes, threads: int | None = None) -> None:
+        Interpreter = _interpreter_class()
+        self.threads = threads or os.cpu_count() or 1
+        source = {"model_content": model} if isinstance(model, bytes) else {"model_path": os.fspath(model)}
+        try:
+            with _quiet_native_stderr():
+                self._interpreter = Interpreter(**source, num_threads=self.threads)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"cannot load the runtime model: {str(exc).splitlines()[0][:200]}") from exc
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        # Keras' export names outputs output_0, output_1, ... in the model's output order.
+        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
+        signature = self._interpreter.get_signature_list()
+        names = next(iter(signature.values()))["outputs"] if signature else sorted(outputs)
+        runner_outputs = self._signature_output_indices(names)
+        self._outputs = runner_outputs or list(outputs.values())
+        self._batch = 0
+
+    def _signature_output_indices(self, names: list[str]) -> list[int]:
+        try:
+            runner = self._interpreter.get_signature_runner()
+            details = runner.get_output_details()
+            ordered = sorted(names, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
+            return [details[name]["index"] for name in ordered]
+        except (ValueError, KeyError, AttributeError):
+            return []
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if len(batch) != self._batch:
+            self._interpreter.resize_tensor_input(self._input, list(batch.shape))
+            with _quiet_native_stderr():
+                self._interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self._interpreter.set_tensor(self._input, batch)
+        self._interpreter.invoke()
+        return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the runtime's native "INFO: Created ... delegate" line; cbir's stderr is for its own messages."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (captured, or closed)
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)

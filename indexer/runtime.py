@@ -1,0 +1,135 @@
+"""The cached LiteRT export of each Keras model.
+
+The export is derived from whatever Keras model is in use (the default head,
+ImageNet only, or a model a user trained), keyed by the content of every file
+it comes from, checked against the Keras model on real photos when it is made,
+and cached: beside a trained model folder when that is writable, else in
+cbir's cache (the default model lives inside the installed package). A
+changed weight file or head gives a new key, so a stale export is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cbir.config import cache_dir
+from indexer.engine import inference_threads
+from indexer.lite import DEFAULT_QUANTIZATION
+from indexer.model import DEFAULT_MODEL, IMAGENET_MODEL, ModelRef
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 1
+# The bar an export must clear on the check photos to be used instead of Keras.
+MIN_COSINE = 0.99
+MIN_CATEGORY_AGREEMENT = 1.0
+
+
+@dataclass(frozen=True)
+class RuntimeFiles:
+    key: str
+    model: Path  # the .tflite file
+    meta: Path  # its sidecar: model id, output layout, the check's figures
+
+    def read_meta(self) -> dict | None:
+        try:
+            meta = json.loads(self.meta.read_text())
+        except (OSError, ValueError):
+            return None
+        if meta.get("key") != self.key or meta.get("format") != EXPORT_FORMAT:
+            return None
+        if meta.get("faithful") and not self.model.is_file():
+            return None
+        return meta
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def runtime_key(ref: ModelRef, weights_sha256: str | None, quantization: str = DEFAULT_QUANTIZATION) -> str:
+    """A digest of everything the export is made from: trunk weights, head, quantization, format."""
+    parts = [f"format={EXPORT_FORMAT}", f"quantization={quantization}"]
+    if ref.trunk_file is not None:
+        parts.append("trunk=" + file_digest(ref.trunk_file))
+    else:
+        parts.append(f"imagenet={weights_sha256}")
+    if ref.head_file is not None:
+        parts.append("head=" + file_digest(ref.head_file))
+    return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
+
+
+def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZATION) -> RuntimeFiles:
+    folder = cache_dir() / "runtime"
+    if ref.ref not in (DEFAULT_MODEL, IMAGENET_MODEL) and ref.directory is not None:
+        beside = ref.directory / "runtime"
+        if os.access(beside if beside.is_dir() else ref.directory, os.W_OK):
+            folder = beside
+    stem = f"{_slug(ref)}-{quantization}-{key}"
+    return RuntimeFiles(key, folder / f"{stem}.tflite", folder / f"{stem}.json")
+
+
+def _slug(ref: ModelRef) -> str:
+    name = ref.ref if ref.ref in (DEFAULT_MODEL, IMAGENET_MODEL) else (ref.directory.name if ref.directory else "model")
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "model"
+
+
+def check_images() -> np.ndarray:
+    """The real photos (224x224) an export is checked on; they ship inside the package."""
+    from importlib.resources import files
+
+    from indexer.loader import decode
+
+    folder = files("cbir") / "data" / "check"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".jpg"))
+    return np.stack([decode((folder / name).read_bytes()) for name in names])
+
+
+def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
+    """Fidelity of ``candidate`` outputs to ``reference``: embedding cosine and top-1 agreement."""
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    cosine = (unit(reference[0]) * unit(candidate[0])).sum(axis=1)
+    agreement = [float((r.argmax(1) == c.argmax(1)).mean()) for r, c in zip(reference[1:], candidate[1:])]
+    return {"images": int(len(cosine)), "min_cosine": round(float(cosine.min()), 5),
+            "mean_cosine": round(float(cosine.mean()), 5),
+            "top1_agreement": [round(a, 4) for a in agreement]}
+
+
+def build_export(keras_embedder, files: RuntimeFiles, quantization: str = DEFAULT_QUANTIZATION) -> dict:
+    """Export, check against Keras on the check photos, and cache the result (faithful or not)."""
+    from index_store.atomic import atomic_write, atomic_write_text
+    from indexer.lite import LiteNet, export_tflite
+    from indexer.resnet import preprocess
+
+    started = time.monotonic()
+    data = export_tflite(keras_embedder.net, quantization)
+    x = preprocess(check_images())
+    reference = keras_embedder.raw_outputs(x)
+    check = compare(reference, LiteNet(data, threads=inference_threads())(x))
+    faithful = check["min_cosine"] >= MIN_COSINE and all(a >= MIN_CATEGORY_AGREEMENT for a in check["top1_agreement"][-1:])
+    meta = {
+        "format": EXPORT_FORMAT, "key": files.key, "quantization": quantization, "faithful": faithful,
+        "model_id": keras_embedder.model_id, "model_ref": keras_embedder.model.ref,
+        "outputs": keras_embedder.output_names, "check": check,
+        "bar": {"min_cosine": MIN_COSINE, "top1_agreement": MIN_CATEGORY_AGREEMENT},
+        "seconds": round(time.monotonic() - started, 1), "created_at": time.time(),
+    }
+    files.model.parent.mkdir(parents=True, exist_ok=True)
+    if faithful:
+        atomic_write(files.model, lambda tmp: Path(tmp).write_bytes(data))
+    atomic_write_text(files.meta, json.dumps(meta, indent=2) + "\n")
+    return meta
