@@ -1,0 +1,106 @@
+"""The LiteRT engine: exported from the Keras model in use, checked, cached, and faithful on real photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cbir, save_photo
+
+
+@pytest.fixture(scope="module")
+def default_keras(weights_file):
+    from indexer.embedder import Embedder
+    from indexer.model import resolve_model
+    from indexer.weights import WeightsFile
+
+    return Embedder(WeightsFile(weights_file, "test"), resolve_model("default"))
+
+
+def test_export_is_checked_cached_and_faithful_on_real_photos(weights_file, default_keras, photos, tmp_path,
+                                                              monkeypatch):
+    from indexer.embedder import LiteEmbedder, load_embedder
+    from indexer.model import resolve_model
+    from indexer.runtime import MIN_COSINE, runtime_files, runtime_key
+    from indexer.weights import WeightsFile
+
+    monkeypatch.setenv("CBIR_CACHE", str(tmp_path / "cache"))
+    lite = load_embedder(weights_file, "default", runtime="lite")
+    assert isinstance(lite, LiteEmbedder) and lite.model_id == default_keras.model_id
+
+    ref = resolve_model("default")
+    files = runtime_files(ref, runtime_key(ref, WeightsFile(weights_file, "t").digest()))
+    assert files.model.is_file() and files.model.parent == tmp_path / "cache" / "runtime"
+    meta = json.loads(files.meta.read_text())
+    assert meta["faithful"] and meta["check"]["images"] >= 8 and meta["check"]["min_cosine"] >= MIN_COSINE
+    assert files.model.stat().st_size < 40e6  # int8 weights: a quarter of float32's 100 MB
+
+    stamp = files.model.stat().st_mtime_ns
+    again = load_embedder(weights_file, "default", runtime="lite")  # reused, not exported again
+    assert isinstance(again, LiteEmbedder) and files.model.stat().st_mtime_ns == stamp
+
+    # Fidelity on photos the check never saw (other sizes and crops of the library photos).
+    from indexer.loader import decode
+    import io
+    from PIL import Image
+
+    def pixels(array):
+        buf = io.BytesIO()
+        Image.fromarray(array).convert("RGB").save(buf, "PNG")
+        return decode(buf.getvalue())
+
+    batch = np.stack([pixels(a[: a.shape[0] * 3 // 4]) for a in photos.values()])
+    reference, candidate = default_keras.embed(batch), lite.embed(batch)
+    cosine = (reference.vectors * candidate.vectors).sum(axis=1)
+    assert cosine.min() >= MIN_COSINE
+    assert (reference.category_probs.argmax(1) == candidate.category_probs.argmax(1)).all()
+    assert (reference.imagenet_probs.argmax(1) == candidate.imagenet_probs.argmax(1)).mean() >= 0.9
+
+
+def test_a_changed_head_or_trunk_gets_a_new_export_beside_the_model(tmp_path, weights_file):
+    from indexer.model import default_model_dir, resolve_model
+    from indexer.runtime import runtime_files, runtime_key
+
+    folder = tmp_path / "mine"
+    shutil.copytree(default_model_dir(), folder)
+    ref = resolve_model(str(folder))
+    key = runtime_key(ref, "weights-a")
+    assert runtime_key(ref, "weights-a") == key
+    assert runtime_key(ref, "weights-b") != key  # other ImageNet weights
+    head = folder / "head.keras"
+    head.write_bytes(head.read_bytes() + b"\0")  # any change to the head's bytes
+    assert runtime_key(ref, "weights-a") != key
+    assert runtime_files(ref, key).model.parent == folder / "runtime"  # travels with the model folder
+    assert runtime_files(resolve_model("default"), key).model.parent.name == "runtime"
+
+
+def test_cold_query_never_imports_tensorflow_and_engines_agree(photo_tree, cli_env):
+    proc = run_cbir(["index", str(photo_tree), "--runtime", "keras", "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    probe = (
+        "import sys\nfrom cbir.cli import main\n"
+        f"sys.argv = ['cbir', 'query', {str(photo_tree / 'coffee.jpg')!r}, '--exclude-self', '-k', '3', '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF', file=sys.stderr)\n"
+    )
+    lite = subprocess.run([sys.executable, "-c", probe], env=cli_env, capture_output=True, text=True, timeout=300)
+    assert lite.returncode == 0, lite.stderr
+    assert "NO_TF" in lite.stderr and "delegate" not in lite.stderr  # the runtime's native log is kept quiet
+    keras = run_cbir(["query", str(photo_tree / "coffee.jpg"), "--exclude-self", "-k", "3", "--json",
+                      "--runtime", "keras"], cli_env)
+    assert keras.returncode == 0, keras.stderr
+    lite_hits, keras_hits = json.loads(lite.stdout), json.loads(keras.stdout)
+    assert [h["path"] for h in lite_hits] == [h["path"] for h in keras_hits]
+    assert all(abs(a["score"] - b["score"]) < 0.02 for a, b in zip(lite_hits, keras_hits))
+
+
+def test_unknown_runtime_is_a_usage_error(photo_tree, cli_env):
+    env = dict(cli_env, CBIR_RUNTIME="gpu-please")
+    save_photo(np.zeros((8, 8, 3), np.uint8), photo_tree / "black.png")
+    proc = run_cbir(["index", str(photo_tree)], env)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("cbir: error: unknown runtime")
