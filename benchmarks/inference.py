@@ -1,15 +1,22 @@
 """Images/s and fidelity of each ResNet-50 inference path on real photos, against this CPU's float32 peak.
 
-    python benchmarks/inference.py [--images DIR] [--count 64] [--runs 5] [--threads N] [--json OUT]
+    python benchmarks/inference.py [--images DIR] [--retrieval DIR] [--count 64] [--runs 5] [--json OUT]
 
-Paths: Keras predict_on_batch (the float32 reference), Keras with XLA, and
-TFLite with XNNPACK at float32, float16 weights and dynamic-range int8
-(converted from the same Keras model in this run). For each: images/s as the
-median and min-max of --runs timed passes over the images, that as a share of
-the machine's float32 ceiling (a large float32 matmul timed in this run,
-divided by ResNet-50's 7.7 GFLOP per image), and fidelity to the reference:
-the lowest embedding cosine similarity and the share of images whose
-top category agrees. Prints a table and JSON.
+The model is the one cbir indexes with by default (ImageNet ResNet-50 +
+the default category head). Paths: Keras predict_on_batch (the float32
+reference), Keras with XLA, LiteRT/TFLite with XNNPACK at float32, float16
+weights, dynamic-range int8 (cbir's lite engine, from cbir's own exporter)
+and full-integer int8 calibrated on 32 other photos; onnxruntime float32 and
+dynamic int8 when `tf2onnx` and `onnxruntime` are installed.
+
+Speed: --runs timed passes over --count photos (batch --batch), the paths
+taking turns so that load on the machine hits all alike; median and min-max
+images/s, and that as a share of the float32 ceiling (a large float32 matmul
+timed in this run, divided by ResNet-50's 7.7 GFLOP per image).
+Fidelity to Keras: lowest embedding cosine and top-1 category agreement on
+the same photos, and leave-one-out retrieval top-1/5/10 on --retrieval
+(default ../shared/data/retrieval_food_groups) with each path's embeddings.
+Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -46,50 +53,56 @@ def _timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def load_photos(folder: Path, count: int) -> np.ndarray:
-    from indexer.loader import load_image, supported_extensions
+def image_files(folder: Path) -> list[Path]:
+    from indexer.loader import supported_extensions
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in supported_extensions())
-    step = max(1, len(files) // count)
-    pixels = []
-    for path in files[::step]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in supported_extensions())
+
+
+def load_pixels(files: list[Path]) -> tuple[np.ndarray, list[Path]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from indexer.loader import load_image
+
+    def load(path):
         try:
-            pixels.append(load_image(path)[0])
+            return path, load_image(path)[0]
         except Exception:
-            continue
-        if len(pixels) == count:
-            break
-    return np.stack(pixels)
+            return path, None
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        loaded = [(p, px) for p, px in pool.map(load, files) if px is not None]
+    return np.stack([px for _, px in loaded]), [p for p, _ in loaded]
 
 
-def tflite_runner(saved_model: str, kind: str, threads: int, batch: int):
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
-    if kind == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif kind == "dynamic-int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    interpreter = tf.lite.Interpreter(model_content=converter.convert(), num_threads=threads)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, [batch, 224, 224, 3])
-    interpreter.allocate_tensors()
-    outputs = sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1] if d["shape"][-1] == 2048 else 0)
-    features = next(d["index"] for d in outputs if d["shape"][-1] == 2048)
-    heads = [d for d in outputs if d["shape"][-1] not in (2048, 1000)]
-
-    def run(x: np.ndarray):
-        interpreter.set_tensor(index, x)
-        interpreter.invoke()
-        return interpreter.get_tensor(features), (interpreter.get_tensor(heads[0]["index"]) if heads else None)
-
-    return run
+def onnx_paths(net, threads: int) -> dict:
+    """onnxruntime float32 and dynamic int8, when its converter and runtime are installed."""
+    try:
+        import onnxruntime as ort
+        import tensorflow as tf
+        import tf2onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        print(f"onnxruntime paths skipped: {exc}", file=sys.stderr)
+        return {}
+    folder = Path(tempfile.mkdtemp(prefix="cbir-onnx-"))
+    spec = (tf.TensorSpec((None, 224, 224, 3), tf.float32, name="x"),)
+    tf2onnx.convert.from_function(tf.function(lambda x: net(x, training=False)), input_signature=spec, opset=17,
+                                  output_path=str(folder / "f32.onnx"))
+    quantize_dynamic(str(folder / "f32.onnx"), str(folder / "int8.onnx"), weight_type=QuantType.QInt8)
+    paths = {}
+    for name, file in (("onnxruntime-float32", "f32.onnx"), ("onnxruntime-dynamic-int8", "int8.onnx")):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(folder / file), options, providers=["CPUExecutionProvider"])
+        paths[name] = lambda x, s=session: s.run(None, {s.get_inputs()[0].name: x})
+    return paths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "gallery")
+    parser.add_argument("--retrieval", type=Path, default=ROOT.parent / "shared" / "data" / "retrieval_food_groups")
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
@@ -101,64 +114,73 @@ def main() -> None:
 
     import tensorflow as tf
 
+    from cbir.retrieval_metrics import leave_one_out
     from indexer.embedder import load_embedder
+    from indexer.lite import LiteNet, export_tflite
     from indexer.resnet import preprocess
+    from indexer.runtime import compare
 
-    photos = load_photos(args.images, args.count)
+    files = image_files(args.images)
+    step = max(1, len(files) // (args.count + 32))
+    picked = files[::step]
+    photos, _ = load_pixels(picked[: args.count])
+    calibration, _ = load_pixels(picked[args.count : args.count + 32])
     x = preprocess(photos)
     peak = matmul_peak_gflops()
     ceiling = peak / GFLOP_PER_IMAGE
-    embedder = load_embedder(None, "default")
-    net = embedder._net
-    batches = [x[i : i + args.batch] for i in range(0, len(x) - len(x) % args.batch, args.batch)]
-
-    def keras_run(batch):
-        out = net.predict_on_batch(batch)
-        return np.asarray(out[0]), np.asarray(out[-1])
-
+    embedder = load_embedder(None, "default", runtime="keras")
+    net = embedder.net
     xla = tf.function(lambda batch: net(batch, training=False), jit_compile=True)
 
-    def xla_run(batch):
-        out = xla(tf.constant(batch))
-        return out[0].numpy(), out[-1].numpy()
-
-    saved = tempfile.mkdtemp(prefix="cbir-export-")
-    net.export(saved, verbose=False)
-    paths = {"keras": keras_run, "keras-xla": xla_run}
+    paths = {
+        "keras": lambda b: [np.asarray(o) for o in net.predict_on_batch(b)],
+        "keras-xla": lambda b: [o.numpy() for o in xla(tf.constant(b))],
+    }
     for kind in ("float32", "float16", "dynamic-int8"):
-        paths[f"tflite-{kind}"] = tflite_runner(saved, kind, args.threads, args.batch)
+        paths[f"lite-{kind}"] = LiteNet(export_tflite(net, kind), args.threads)
+    paths["lite-full-int8"] = LiteNet(export_tflite(net, "dynamic-int8", preprocess(calibration)), args.threads)
+    paths.update(onnx_paths(net, args.threads))
 
-    reference = None
+    batches = [x[i : i + args.batch] for i in range(0, len(x) - len(x) % args.batch, args.batch)]
+    outputs = {name: [np.concatenate(o) for o in zip(*[run(b) for b in batches])] for name, run in paths.items()}
+    rates: dict[str, list[float]] = {name: [] for name in paths}
+    for _ in range(args.runs):
+        for name, run in paths.items():
+            rates[name].append(len(batches) * args.batch / _timed(lambda run=run: [run(b) for b in batches]))
+        print(json.dumps({k: round(v[-1], 1) for k, v in rates.items()}), file=sys.stderr, flush=True)
+
+    retrieval = {}
+    if args.retrieval.is_dir():
+        food, food_files = load_pixels(image_files(args.retrieval))
+        labels = [p.relative_to(args.retrieval).parts[0] for p in food_files]
+        xf = preprocess(food)
+        for name, run in paths.items():
+            feats = np.concatenate([run(xf[i : i + args.batch])[0] for i in range(0, len(xf), args.batch)])
+            feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+            retrieval[name] = leave_one_out(feats, labels).as_dict()
+            print(json.dumps({name: retrieval[name]}), file=sys.stderr, flush=True)
+
     rows = []
-    for name, run in paths.items():
-        outputs = [run(b) for b in batches]  # warm-up, and the outputs for fidelity
-        feats = np.concatenate([o[0] for o in outputs])
-        cats = np.concatenate([o[1] for o in outputs]).argmax(axis=1)
-        feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-        if reference is None:
-            reference = (feats, cats)
-        times = [_timed(lambda: [run(b) for b in batches]) for _ in range(args.runs)]
-        rates = [len(batches) * args.batch / t for t in times]
-        row = {
-            "path": name,
-            "images_per_s_median": round(statistics.median(rates), 2),
-            "images_per_s_min": round(min(rates), 2),
-            "images_per_s_max": round(max(rates), 2),
-            "share_of_float32_ceiling": round(statistics.median(rates) / ceiling, 3),
-            "min_cosine_to_keras": round(float((feats * reference[0]).sum(axis=1).min()), 5),
-            "category_agreement": round(float((cats == reference[1]).mean()), 4),
-        }
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr)
-
-    print(f"{len(batches) * args.batch} real photos from {args.images}, batch {args.batch}, {args.threads} threads; "
-          f"float32 matmul peak {peak:.0f} GFLOP/s = ceiling {ceiling:.1f} images/s")
-    print(f"{'path':<22}{'img/s':>8}{'min-max':>14}{'of peak':>9}{'min cos':>9}{'cat agree':>10}")
+    for name in paths:
+        fidelity = compare(outputs["keras"], outputs[name])
+        median = statistics.median(rates[name])
+        rows.append({
+            "path": name, "images_per_s_median": round(median, 2), "images_per_s_min": round(min(rates[name]), 2),
+            "images_per_s_max": round(max(rates[name]), 2), "share_of_float32_ceiling": round(median / ceiling, 3),
+            "min_cosine_to_keras": fidelity["min_cosine"], "category_agreement": fidelity["top1_agreement"][-1],
+            "imagenet_top1_agreement": fidelity["top1_agreement"][0], "retrieval": retrieval.get(name),
+        })
+    print(f"{len(batches) * args.batch} photos from {args.images}, batch {args.batch}, {args.threads} threads, "
+          f"{args.runs} runs; float32 matmul peak {peak:.0f} GFLOP/s = ceiling {ceiling:.1f} images/s")
+    print(f"{'path':<26}{'img/s':>7}{'min-max':>13}{'of peak':>8}{'min cos':>8}{'cat':>6}"
+          f"{'top1':>7}{'top5':>7}{'top10':>7}")
     for r in rows:
-        print(f"{r['path']:<22}{r['images_per_s_median']:>8.1f}"
-              f"{r['images_per_s_min']:>7.1f}-{r['images_per_s_max']:<6.1f}{r['share_of_float32_ceiling']:>9.2f}"
-              f"{r['min_cosine_to_keras']:>9.4f}{r['category_agreement']:>10.3f}")
-    result = {"images": len(batches) * args.batch, "batch": args.batch, "threads": args.threads,
+        ret = r["retrieval"] or {}
+        print(f"{r['path']:<26}{r['images_per_s_median']:>7.1f}{r['images_per_s_min']:>6.1f}-"
+              f"{r['images_per_s_max']:<6.1f}{r['share_of_float32_ceiling']:>8.2f}{r['min_cosine_to_keras']:>8.4f}"
+              f"{r['category_agreement']:>6.2f}" + "".join(f"{ret.get(k, float('nan')):>7.3f}"
+                                                      for k in ("top1", "top5", "top10")))
+    result = {"images": len(batches) * args.batch, "batch": args.batch, "threads": args.threads, "runs": args.runs,
               "peak_gflops": round(peak, 1), "ceiling_images_per_s": round(ceiling, 2), "paths": rows}
     print(json.dumps(result, indent=2))
     if args.json:

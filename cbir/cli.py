@@ -73,7 +73,7 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Images per model call.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Threads that read, hash and decode images (default: CPU count).")
+              help="Threads that read, hash and decode images (default: half the CPU count).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Threads the lite engine computes with (default: $CBIR_THREADS, else CPU count).")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None,
@@ -165,22 +165,28 @@ def _known_roots(index_path: Path) -> list[str]:
 @_model_option
 @_weights_option
 @_runtime_option
+@click.option("--timings", is_flag=True, help="Also print where the time went, phase by phase, on stderr.")
 @_json_option
 def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, model: str | None,
-              weights: str | None, runtime: str | None, as_json: bool) -> None:
+              weights: str | None, runtime: str | None, timings: bool, as_json: bool) -> None:
     """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
     from cbir.config import resolve_index_dir
-    from cbir.search import check_query_args, query
+    from cbir.search import Stopwatch, check_query_args, query
 
+    stopwatch = Stopwatch() if timings else None
     _setup_logging()
     check_query_args(image, k)
     hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights,
-                 model=model, runtime=runtime)
+                 model=model, runtime=runtime, stopwatch=stopwatch)
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
     else:
         for hit in hits:
             click.echo(f"{hit.score:.4f}\t{hit.path}")
+    if stopwatch:
+        for phase, seconds in stopwatch.phases.items():
+            click.echo(f"cbir: {seconds * 1e3:8.1f} ms  {phase}", err=True)
+        click.echo(f"cbir: {sum(stopwatch.phases.values()) * 1e3:8.1f} ms  in all, from the command starting", err=True)
 
 
 @cli.command("status")
@@ -204,6 +210,8 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
     if status.categories:
         click.echo("categories: " + ", ".join(f"{c} {n}" for c, n in status.categories.items()))
     click.echo(f"size:   {status.disk_bytes / 1e6:.1f} MB on disk")
+    if status.search_index:
+        click.echo(f"search: {status.search_index}")
     click.echo("roots:  " + (", ".join(status.roots or []) or "none"))
     if not status.search_index_current:
         click.echo("note:   the search index is behind the catalog; it is rebuilt on the next query or index")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,44 @@ def check_query_args(image: str | os.PathLike[str], k: int) -> Path:
     return path.absolute()
 
 
+class Stopwatch:
+    """Seconds spent per phase of a command, for `--timings`."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self._last
+        self._last = now
+
+
+class Searcher:
+    """An open index and its FAISS search structure; answers vector queries warm."""
+
+    def __init__(self, reader) -> None:
+        self.reader = reader
+        self.index = reader.load_faiss()
+        self.total = reader.count()
+
+    def search(self, vector, k: int, own=None, exclude_self: bool = False) -> list[Hit]:
+        """The k best hits for one unit vector; ``own`` is the query's own catalog row, if indexed."""
+        fetch = min(self.total, k + (1 if own else 0))
+        scores, ids = self.index.search(vector.reshape(1, -1), fetch)
+        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and (not own or i != own.id)]
+        if own is not None and not exclude_self:
+            # The query's own file is in the index: identical content scores exactly 1.
+            pairs.insert(0, (1.0, own.id))
+        pairs = pairs[:k]
+        rows = self.reader.rows_by_ids([i for _, i in pairs])
+        return [
+            Hit(score, rows[i].path, i, rows[i].category,
+                json.loads(rows[i].category_probs) if rows[i].category_probs else None)
+            for score, i in pairs if i in rows
+        ]
+
+
 def query(
     index_dir: Path,
     image: str | os.PathLike[str],
@@ -45,20 +84,23 @@ def query(
     weights: str | os.PathLike[str] | None = None,
     model: str | None = None,
     runtime: str | None = None,
+    stopwatch: Stopwatch | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
     from indexer.embedder import load_embedder
-    from indexer.model import resolve_model
     from indexer.loader import decode, read_file
+    from indexer.model import resolve_model
 
+    lap = stopwatch.lap if stopwatch else (lambda phase: None)
+    lap("start and imports")
     path = check_query_args(image, k)
     reader = IndexReader.open(index_dir)
     try:
-        total = reader.count()
-        if total == 0:
+        if reader.count() == 0:
             raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
         content = read_file(path)
         pixels = decode(content.data)
+        lap("read and decode the image")
         embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime)
         if reader.model_id != embedder.model_id:
             raise IndexIncompatibleError(
@@ -66,23 +108,16 @@ def query(
                 f"({reader.model_id}), but this query uses {embedder.model.ref} ({embedder.model_id}); "
                 "vectors from two models cannot be mixed: query with the index's model"
             )
-        vector = embedder.embed(pixels[None]).vectors
-        index = reader.load_faiss()
+        lap(f"load the model ({embedder.runtime})")
+        vector = embedder.embed(pixels[None]).vectors[0]
+        lap("embed")
+        searcher = Searcher(reader)
+        lap("load the search index")
         own = reader.row_by_path(str(path))
         if own is not None and own.hash != content.digest:
             own = None  # the file changed since it was indexed; its stored vector is stale
-        fetch = min(total, k + (1 if own else 0))
-        scores, ids = index.search(vector, fetch)
-        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and (not own or i != own.id)]
-        if own is not None and not exclude_self:
-            # The query's own file is in the index: identical content scores exactly 1.
-            pairs.insert(0, (1.0, own.id))
-        pairs = pairs[:k]
-        rows = reader.rows_by_ids([i for _, i in pairs])
-        return [
-            Hit(score, rows[i].path, i, rows[i].category,
-                json.loads(rows[i].category_probs) if rows[i].category_probs else None)
-            for score, i in pairs if i in rows
-        ]
+        hits = searcher.search(vector, k, own, exclude_self)
+        lap("search and look up paths")
+        return hits
     finally:
         reader.close()

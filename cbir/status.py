@@ -18,6 +18,7 @@ class IndexStatus:
     disk_bytes: int = 0
     search_index_current: bool = False
     categories: dict[str, int] | None = None
+    search_index: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +44,7 @@ def index_status(index_dir: Path) -> IndexStatus:
             disk_bytes=reader.disk_bytes(),
             search_index_current=bool(manifest and manifest.generation == reader.generation),
             categories=reader.category_counts(),
+            search_index=manifest.description or manifest.index_type if manifest else None,
         )
     finally:
         reader.close()

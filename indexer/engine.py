@@ -10,7 +10,7 @@ import os
 from cbir.errors import UsageError
 
 RUNTIMES = ("auto", "lite", "keras")
-RUNTIME_HELP = ("Inference engine: 'lite' (the model's int8 LiteRT export, built and checked once, the "
+RUNTIME_HELP = ("Inference engine: 'lite' (the model's LiteRT export, built and checked once, the "
                 "fastest on a CPU), 'keras' (float32 TensorFlow, uses a GPU), or 'auto': keras when a GPU "
                 "is visible, else lite (default: $CBIR_RUNTIME, else auto).")
 

@@ -86,7 +86,9 @@ class IndexRun:
         self.store = store
         self.embedder = embedder
         self.batch_size = max(1, batch_size)
-        self.workers = workers or max(2, os.cpu_count() or 2)
+        # Half the cores: one decode thread keeps up with ~30 photos/s in draft mode, and
+        # benchmarks/index_throughput.py ran faster on 2 cores with 1 decoder than with 2.
+        self.workers = workers or max(1, (os.cpu_count() or 2) // 2)
         self.on_skip = on_skip or (lambda path, reason, detail: None)
         self.on_progress = on_progress or (lambda n: None)
         self.checkpoint_seconds = checkpoint_seconds
