@@ -223,16 +223,16 @@ def count_pending(store, folders: list[str]) -> int:
     from index_store.store import _prefix_bounds
 
     extensions = supported_extensions()
-    pending, seen = 0, set()
+    pending = 0
     for folder in folders:
         for item in walk_images(folder, extensions, [str(store.index_dir)]):
             if isinstance(item, FileEntry):
-                seen.add(item.path)
                 row = store.row_by_path(item.path)
                 pending += not (row and row.size == item.size and row.mtime_ns == item.mtime_ns)
+        # Gone files, by a stat each rather than a set of every path seen, so memory stays flat.
         low, high = _prefix_bounds(folder)
         pending += sum(1 for (path,) in store.conn.execute(
-            "SELECT path FROM images WHERE path >= ? AND path < ?", (low, high)) if path not in seen)
+            "SELECT path FROM images WHERE path >= ? AND path < ?", (low, high)) if not os.path.lexists(path))
     return pending
 
 

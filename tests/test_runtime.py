@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -92,8 +93,10 @@ def test_cold_query_never_imports_tensorflow_and_engines_agree(photo_tree, cli_e
     assert lite.returncode == 0, lite.stderr
     assert "NO_TF" in lite.stderr and "delegate" not in lite.stderr  # the runtime's native log is kept quiet
     keras = run_cbir(["query", str(photo_tree / "coffee.jpg"), "--exclude-self", "-k", "3", "--json",
-                      "--runtime", "keras"], cli_env)
+                      "--runtime", "keras", "--timings"], cli_env)
     assert keras.returncode == 0, keras.stderr
+    phases = [m.group(1) for m in re.finditer(r"^cbir: +[\d.]+ ms  (.+)$", keras.stderr, re.MULTILINE)]
+    assert "load the model (keras)" in phases and "load the search index" in phases and phases[-1].startswith("in all")
     lite_hits, keras_hits = json.loads(lite.stdout), json.loads(keras.stdout)
     assert [h["path"] for h in lite_hits] == [h["path"] for h in keras_hits]
     assert all(abs(a["score"] - b["score"]) < 0.02 for a, b in zip(lite_hits, keras_hits))
