@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from cbir.errors import ImageNotFoundError, IndexEmptyError, IndexIncompatibleError, UsageError
 
 
@@ -56,11 +55,10 @@ class Searcher:
     def __init__(self, reader) -> None:
         self.reader = reader
         self.index = reader.load_faiss()
-        self.total = reader.count()
 
     def search(self, vector, k: int, own=None, exclude_self: bool = False) -> list[Hit]:
         """The k best hits for one unit vector; ``own`` is the query's own catalog row, if indexed."""
-        fetch = min(self.total, k + (1 if own else 0))
+        fetch = min(self.index.ntotal, k + (1 if own else 0))
         scores, ids = self.index.search(vector.reshape(1, -1), fetch)
         pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and (not own or i != own.id)]
         if own is not None and not exclude_self:

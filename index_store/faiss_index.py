@@ -26,8 +26,6 @@ HNSW_EF_CONSTRUCTION = 80
 # k-means needs a few dozen points per centroid; more only costs memory and time.
 TRAIN_POINTS_PER_LIST = 39
 MAX_TRAIN_POINTS = 60_000
-# An IVF index is retrained once the collection has grown or shrunk this much since training.
-RETRAIN_FACTOR = 4.0
 
 Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 

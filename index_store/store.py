@@ -21,9 +21,9 @@ import numpy as np
 from cbir.errors import IndexIncompatibleError
 from index_store import vectors as vec
 from index_store.atomic import atomic_write
+from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
 from index_store.faiss_index import (IndexPlan, build_index, can_patch, estimate_bytes, plan_index, read_index, tune,
                                     write_index)
-from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
 from index_store.lock import WriterLock
 from index_store.manifest import Manifest, read_manifest, write_manifest
 from index_store.schema import DDL, SCHEMA_VERSION
