@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cbir.errors import ModelError, WeightsUnavailableError
-from indexer.model import ModelRef, resolve_model
+from indexer.model import ModelRef, resolve_model, slug
 from indexer.resnet import EMBEDDING_DIM, build_resnet50, imagenet_trunk, preprocess
 from indexer.weights import WeightsFile, ensure_weights
 
@@ -113,7 +113,7 @@ class Embedder(_EmbedderBase):
                                  f"{len(self.classes)} classes in its model card")
             outputs.append(head(outputs[0]))
             self.output_names.append(CATEGORIES)
-            self.model_id += f"+{_slug(self.model.name)}-{weights_digest(head)[:12]}"
+            self.model_id += f"+{slug(self.model.name)}-{weights_digest(head)[:12]}"
         self.net = keras.Model(trunk.inputs, outputs)
 
     def raw_outputs(self, x: np.ndarray) -> list[np.ndarray]:
@@ -147,11 +147,6 @@ def weights_digest(model) -> str:
     for array in model.get_weights():
         digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def _slug(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in os.path.basename(name.rstrip("/")))
-    return cleaned[:40] or "model"
 
 
 def _load_keras(path):

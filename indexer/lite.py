@@ -77,22 +77,10 @@ class LiteNet:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the runtime model: {str(exc).splitlines()[0][:200]}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
-        # Keras' export names outputs output_0, output_1, ... in the model's output order.
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
-        signature = self._interpreter.get_signature_list()
-        names = next(iter(signature.values()))["outputs"] if signature else sorted(outputs)
-        runner_outputs = self._signature_output_indices(names)
-        self._outputs = runner_outputs or list(outputs.values())
+        # Keras' export names the signature's outputs output_0, output_1, ... in the model's output order.
+        outputs = self._interpreter.get_signature_runner().get_output_details()
+        self._outputs = [outputs[name]["index"] for name in sorted(outputs, key=lambda n: int(n.rsplit("_", 1)[1]))]
         self._batch = 0
-
-    def _signature_output_indices(self, names: list[str]) -> list[int]:
-        try:
-            runner = self._interpreter.get_signature_runner()
-            details = runner.get_output_details()
-            ordered = sorted(names, key=lambda n: int(n.rsplit("_", 1)[-1]) if n.rsplit("_", 1)[-1].isdigit() else 0)
-            return [details[name]["index"] for name in ordered]
-        except (ValueError, KeyError, AttributeError):
-            return []
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)

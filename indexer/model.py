@@ -66,6 +66,12 @@ class ModelRef:
         return self.card.get("name", self.ref) if self.card else self.ref
 
 
+def slug(name: str) -> str:
+    """A short file-name-safe form of a model name or folder path."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in os.path.basename(name.rstrip("/")))
+    return cleaned[:40] or "model"
+
+
 def resolve_model(option: str | os.PathLike[str] | None, recorded: str | None = None) -> ModelRef:
     """``--model`` wins, then ``$CBIR_MODEL``, then what the index recorded, then the default."""
     choice = str(option) if option else os.environ.get("CBIR_MODEL", "").strip() or recorded or DEFAULT_MODEL

@@ -23,7 +23,8 @@ import numpy as np
 from cbir.config import cache_dir
 from indexer.engine import inference_threads
 from indexer.lite import DEFAULT_QUANTIZATION
-from indexer.model import DEFAULT_MODEL, IMAGENET_MODEL, ModelRef
+from indexer.model import DEFAULT_MODEL, IMAGENET_MODEL, ModelRef, slug
+from indexer.weights import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +52,15 @@ class RuntimeFiles:
         return meta
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def runtime_key(ref: ModelRef, weights_sha256: str | None, quantization: str = DEFAULT_QUANTIZATION) -> str:
     """A digest of everything the export is made from: trunk weights, head, quantization, format."""
     parts = [f"format={EXPORT_FORMAT}", f"quantization={quantization}"]
     if ref.trunk_file is not None:
-        parts.append("trunk=" + file_digest(ref.trunk_file))
+        parts.append("trunk=" + file_sha256(ref.trunk_file))
     else:
         parts.append(f"imagenet={weights_sha256}")
     if ref.head_file is not None:
-        parts.append("head=" + file_digest(ref.head_file))
+        parts.append("head=" + file_sha256(ref.head_file))
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
 
@@ -77,13 +70,8 @@ def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZAT
         beside = ref.directory / "runtime"
         if os.access(beside if beside.is_dir() else ref.directory, os.W_OK):
             folder = beside
-    stem = f"{_slug(ref)}-{quantization}-{key}"
+    stem = f"{slug(ref.ref)}-{quantization}-{key}"
     return RuntimeFiles(key, folder / f"{stem}.tflite", folder / f"{stem}.json")
-
-
-def _slug(ref: ModelRef) -> str:
-    name = ref.ref if ref.ref in (DEFAULT_MODEL, IMAGENET_MODEL) else (ref.directory.name if ref.directory else "model")
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "model"
 
 
 def check_images() -> np.ndarray:
