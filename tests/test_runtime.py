@@ -83,6 +83,9 @@ def test_a_changed_head_or_trunk_gets_a_new_export_beside_the_model(tmp_path, we
 def test_cold_query_never_imports_tensorflow_and_engines_agree(photo_tree, cli_env):
     proc = run_cbir(["index", str(photo_tree), "--runtime", "keras", "--json"], cli_env)
     assert proc.returncode == 0, proc.stderr
+    # The first lite use on a machine makes the export (with TensorFlow); every query after it is cold-clean.
+    first = run_cbir(["query", str(photo_tree / "moon.jpg"), "--runtime", "lite"], cli_env)
+    assert first.returncode == 0, first.stderr
     probe = (
         "import sys\nfrom cbir.cli import main\n"
         f"sys.argv = ['cbir', 'query', {str(photo_tree / 'coffee.jpg')!r}, '--exclude-self', '-k', '3', '--json']\n"
