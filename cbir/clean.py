@@ -17,27 +17,12 @@ from typing import Callable
 
 from cbir.errors import UsageError
 from cbir.safe_move import MoveError, file_hash, free_name, move_file, partial_path
-from index_store.journal import Journal
+from index_store.journal import Journal, PlannedMove
 from index_store.store import IndexStore
 
 # Chosen from the default model's figures: on its 82 validation and test images, its 3
 # mistakes scored 0.54 to 0.67 and 78 of the 79 correct ones scored above this.
 DEFAULT_MIN_CONFIDENCE = 0.7
-
-
-@dataclass
-class PlannedMove:
-    image_id: int
-    src: str
-    dst: str
-    size: int
-    hash: str
-    category: str
-    confidence: float
-
-    def as_dict(self) -> dict:
-        return {"path": self.src, "destination": self.dst, "category": self.category,
-                "confidence": round(self.confidence, 4)}
 
 
 @dataclass
@@ -121,8 +106,7 @@ def execute_clean(
     state = "interrupted"
     try:
         for seq, move in enumerate(plan.moves):
-            journal.plan(run_id, seq, move.image_id, move.src, move.dst, move.size, move.hash, move.category,
-                         move.confidence)
+            journal.plan(run_id, seq, move)
             try:
                 how = move_file(Path(move.src), Path(move.dst), move.hash)
             except MoveError as exc:

@@ -67,16 +67,28 @@ class RunInfo:
 
 
 @dataclass
-class MoveRow:
-    run_id: int
-    seq: int
-    image_id: int | None
+class PlannedMove:
+    """One file a clean run moves: what it is, where from, where to, and why."""
+
+    image_id: int
     src: str
     dst: str
     size: int
     hash: str
     category: str
     confidence: float
+
+    def as_dict(self) -> dict:
+        return {"path": self.src, "destination": self.dst, "category": self.category,
+                "confidence": round(self.confidence, 4)}
+
+
+@dataclass
+class MoveRow(PlannedMove):
+    """A journaled move, with its place in its run and how far it got."""
+
+    run_id: int
+    seq: int
     state: str
     detail: str | None
 
@@ -128,11 +140,10 @@ class Journal:
         return next((r for r in self.runs() if r.id == run_id), None)
 
     # -- moves --------------------------------------------------------------
-    def plan(self, run_id: int, seq: int, image_id: int, src: str, dst: str, size: int, digest: str,
-             category: str, confidence: float) -> None:
+    def plan(self, run_id: int, seq: int, move: PlannedMove) -> None:
         self.conn.execute(
             "INSERT INTO moves VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', NULL)",
-            (run_id, seq, image_id, src, dst, size, digest, category, confidence),
+            (run_id, seq, move.image_id, move.src, move.dst, move.size, move.hash, move.category, move.confidence),
         )
 
     def set_move(self, run_id: int, seq: int, state: str, detail: str | None = None, dst: str | None = None) -> None:
@@ -149,5 +160,5 @@ class Journal:
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             params += list(states)
-        for row in self.conn.execute(sql + " ORDER BY seq", params).fetchall():
-            yield MoveRow(*row)
+        for run_id, seq, *move, state, detail in self.conn.execute(sql + " ORDER BY seq", params).fetchall():
+            yield MoveRow(*move, run_id=run_id, seq=seq, state=state, detail=detail)
