@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit_json  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -69,9 +71,7 @@ def main() -> None:
         acc = f"{r['gallery_test_accuracy']:.3f}" if r["gallery_test_accuracy"] is not None else "-"
         print(f"{r['features']:<10}{r['top1']:>8.3f}{r['top5']:>8.3f}{r['top10']:>8.3f}{r['mAP@10']:>8.3f}"
               f"{r['train_seconds']:>9.0f}{acc:>12}")
-    print(json.dumps(rows, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    emit_json(rows, args.json)
 
 
 if __name__ == "__main__":

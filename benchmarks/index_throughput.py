@@ -26,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit_json  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -115,9 +117,7 @@ def main() -> None:
         s = summary[f"{key}_images_per_s"]
         print(f"{key:<6} {s['median']:>7.2f} images/s (min {s['min']:.2f}, max {s['max']:.2f})")
     print(f"ratio  {summary['ratio']:.2f}x")
-    print(json.dumps(summary, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+    emit_json(summary, args.json)
 
 
 if __name__ == "__main__":

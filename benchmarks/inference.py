@@ -27,11 +27,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit_json, timed  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -43,14 +44,9 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -146,7 +142,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.runs):
         for name, run in paths.items():
-            rates[name].append(len(batches) * args.batch / _timed(lambda run=run: [run(b) for b in batches]))
+            rates[name].append(len(batches) * args.batch / timed(lambda run=run: [run(b) for b in batches]))
         print(json.dumps({k: round(v[-1], 1) for k, v in rates.items()}), file=sys.stderr, flush=True)
 
     retrieval = {}
@@ -182,9 +178,7 @@ def main() -> None:
                                                       for k in ("top1", "top5", "top10")))
     result = {"images": len(batches) * args.batch, "batch": args.batch, "threads": args.threads, "runs": args.runs,
               "peak_gflops": round(peak, 1), "ceiling_images_per_s": round(ceiling, 2), "paths": rows}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

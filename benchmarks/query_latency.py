@@ -15,7 +15,6 @@ Prints a table and JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit_json, timed  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -88,17 +89,17 @@ def main() -> None:
         breakdowns.append({m.group(2): float(m.group(1)) for m in re.finditer(r"cbir:\s+([\d.]+) ms  (.+)", proc.stderr)})
     median_run = breakdowns[walls.index(sorted(walls)[len(walls) // 2])]
     python_start = statistics.median(
-        [_timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)])
+        [timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)])
 
     reader = IndexReader.open(index_dir)
     searcher = Searcher(reader)
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((100, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    warm_search = [_timed(lambda v=v: searcher.search(v, 10)) for v in vectors]
+    warm_search = [timed(lambda v=v: searcher.search(v, 10)) for v in vectors]
     pixels = load_image(args.image)[0][None]
     embedder.embed(pixels)
-    warm_embed = [_timed(lambda: embedder.embed(pixels)) for _ in range(20)]
+    warm_embed = [timed(lambda: embedder.embed(pixels)) for _ in range(20)]
     reader.close()
 
     result = {
@@ -121,15 +122,8 @@ def main() -> None:
         print(f"  {ms:8.1f} ms  {phase}")
     print(f"warm search + path lookup: median {result['warm_search_ms']['median']:.2f} ms; "
           f"embedding one photo: {result['warm_embed_one_photo_ms']:.0f} ms")
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit_json(result, args.json)
 
-
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

@@ -10,13 +10,14 @@ top-1/5/10 accuracy and mAP@10, then the same figures as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import emit_json  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -55,9 +56,7 @@ def main() -> None:
     print(f"{'metric':<12} {'value':>8}")
     for key in ("top1", "top5", "top10", "mAP@10"):
         print(f"{key:<12} {result[key]:>8.4f}")
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit_json(result, args.json)
 
 
 if __name__ == "__main__":

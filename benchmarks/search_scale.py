@@ -28,6 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import emit_json  # noqa: E402
+
 from index_store.faiss_index import build_index, estimate_bytes, plan_index  # noqa: E402
 
 DIM = 2048
@@ -123,9 +125,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['n']:>9} {r['index']:<28}{r['build_s']:>9.1f}{r['bytes_per_vector']:>8.0f}"
               f"{r['query_ms_median']:>11.2f}{r['batch_ms']:>10.1f}{r['recall_at_10']:>10.3f}")
-    print(json.dumps(rows, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    emit_json(rows, args.json)
 
 
 if __name__ == "__main__":

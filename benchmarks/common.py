@@ -1,0 +1,23 @@
+"""What every benchmark script shares: timing a call, and reporting its result as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds one call of ``fn`` takes."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def emit_json(result: object, path: Path | None) -> None:
+    """Print the result as JSON after the table, and write it to ``--json`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
