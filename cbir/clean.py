@@ -2,27 +2,43 @@
 
 The plan is made from the categories stored at index time. Each move is
 journaled before and after it happens (see index_store.journal), the file is
-moved by cbir.safe_move (never overwriting, verified across filesystems), and
-the index row follows the file to its new path without re-embedding.
+moved by cbir.safe_move (never overwriting, verified across filesystems,
+never through a symbolic link), and the index row follows the file to its
+new path without re-embedding.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from cbir.errors import UsageError
-from cbir.safe_move import MoveError, file_hash, free_name, move_file, partial_path
-from index_store.journal import Journal, PlannedMove
+from cbir.config import DEFAULT_MIN_CONFIDENCE
+from cbir.errors import UsageError, mixed_models
+from cbir.safe_move import MoveError, file_hash, free_name, link_free, move_file, partial_path, remove_name
+from index_store.journal import UNSETTLED_STATES, Journal, MoveRow, PlannedMove
 from index_store.store import IndexStore
+from indexer.model import class_name_problem
 
-# Chosen from the default model's figures: on its 82 validation and test images, its 3
-# mistakes scored 0.54 to 0.67 and 78 of the 79 correct ones scored above this.
-DEFAULT_MIN_CONFIDENCE = 0.7
+
+
+@dataclass
+class CleanRequest:
+    """What a user asked `cbir clean` for."""
+
+    categories: list[str]
+    in_dirs: list[str] = field(default_factory=list)  # default: every indexed folder
+    dest: str | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+    model: str | None = None
+    weights: str | None = None
+    runtime: str | None = None
+
+
+# Indexes folders into the open store with a given embedder; ``register`` makes them indexed roots.
+IndexFolders = Callable[[object, list[str], bool], object]
 
 
 @dataclass
@@ -51,6 +67,45 @@ def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
 
 
+def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -> tuple[CleanPlan, list[str]]:
+    """Check the model and categories, index what changed in scope, then plan; returns (plan, categories).
+
+    The model is loaded only when something must be embedded, or to check a model other than the index's.
+    """
+    from indexer.model import resolve_model
+    from indexer.pipeline import count_pending
+
+    store, status = session.store, session.status
+    ref = resolve_model(request.model, status.model)
+    embedder = None
+    if ref.ref != status.model:  # another model asked for: refuse before anything moves
+        embedder = _load_matching(request, ref, store)
+    chosen = check_categories(list(request.categories), ref.classes)
+    roots = session.roots
+    scope = [os.path.abspath(d) for d in request.in_dirs] or roots
+    outside = [d for d in scope if not any(d == r or _under(d, r) for r in roots)]
+    if count_pending(store, scope):
+        embedder = embedder or _load_matching(request, ref, store)
+        if outside:
+            index_folders(embedder, outside, True)  # new folders become indexed roots
+            roots = roots + outside
+        inside = [d for d in scope if d not in outside]
+        if inside:
+            index_folders(embedder, inside, False)
+    session.status.roots = roots
+    plan = plan_clean(store, chosen, ref.classes, scope, roots, request.dest, request.min_confidence)
+    return plan, chosen
+
+
+def _load_matching(request: CleanRequest, ref, store: IndexStore):
+    from indexer.embedder import load_embedder
+
+    embedder = load_embedder(request.weights, ref, request.runtime)
+    if embedder.model_id != store.model_id:
+        raise mixed_models(store.index_dir, f"{store.model_ref or store.model_id}", ref.ref)
+    return embedder
+
+
 def plan_clean(
     store: IndexStore,
     categories: list[str],
@@ -60,11 +115,12 @@ def plan_clean(
     dest: str | None,
     min_confidence: float,
 ) -> CleanPlan:
-    """What would move where. Only images inside the indexed roots are ever planned."""
+    """What would move where. Only regular files inside the indexed roots, reached without a link, are planned."""
     plan = CleanPlan()
     bases = [*roots, *([dest] if dest else [])]
     sorted_folders = [os.path.join(base, c) for base in bases for c in classes]
     taken: set[str] = set()
+    folder_problems: dict[str, str | None] = {}
     for row in store.rows_with_categories(categories):
         if not any(_under(row.path, s) for s in scope):
             continue
@@ -74,14 +130,16 @@ def plan_clean(
         if any(_under(row.path, folder) for folder in sorted_folders):
             plan.already_sorted += 1
             continue
-        probs = json.loads(row.category_probs or "{}")
-        confidence = float(probs.get(row.category, 0.0))
+        confidence = float((row.category_probs or {}).get(row.category, 0.0))
         if confidence < min_confidence:
             plan.below_confidence += 1
             continue
         if os.path.islink(row.path):
-            # Moving a link would break a relative target; the file it points to is indexed on its own.
+            # A link's target may live anywhere; the file it points to is indexed on its own when it is inside.
             plan.skipped.append((row.path, "symbolic link, not moved"))
+            continue
+        if not link_free(row.path, root):
+            plan.skipped.append((row.path, "reached through a symbolic link, not moved"))
             continue
         try:
             stat = os.stat(row.path)
@@ -91,24 +149,41 @@ def plan_clean(
         if stat.st_size != row.size or stat.st_mtime_ns != row.mtime_ns:
             plan.skipped.append((row.path, "changed since it was indexed"))
             continue
-        target = free_name(Path(dest or root) / row.category, os.path.basename(row.path), taken)
+        folder = Path(dest or root) / row.category
+        key = str(folder)
+        if key not in folder_problems:
+            folder_problems[key] = _folder_problem(row.category, folder, dest or root)
+        if folder_problems[key]:
+            plan.skipped.append((row.path, folder_problems[key]))
+            continue
+        target = free_name(folder, os.path.basename(row.path), taken)
         taken.add(str(target))
         plan.moves.append(PlannedMove(row.id, row.path, str(target), row.size, row.hash, row.category, confidence))
     return plan
 
 
+def _folder_problem(category: str, folder: Path, base: str) -> str | None:
+    problem = class_name_problem(category)
+    if problem:
+        return f"category {category!r} cannot be a folder name ({problem}), not moved"
+    if os.path.lexists(folder) and not link_free(str(folder), base):
+        return f"category folder {folder} is a symbolic link or not a folder, not moved"
+    return None
+
+
 def execute_clean(
     plan: CleanPlan, journal: Journal, store: IndexStore, categories: list[str], dest: str | None,
-    on_progress: Callable[[int], None] | None = None,
+    roots: list[str], on_progress: Callable[[int], None] | None = None,
 ) -> CleanResult:
+    """Move the planned files, each journaled before and after; sources come only from ``roots``."""
     run_id = journal.start_run(categories, dest)
     result = CleanResult(run_id)
-    state = "interrupted"
+    targets = [dest] if dest else roots
     try:
         for seq, move in enumerate(plan.moves):
             journal.plan(run_id, seq, move)
             try:
-                how = move_file(Path(move.src), Path(move.dst), move.hash)
+                how = move_file(Path(move.src), Path(move.dst), move.hash, src_bases=roots, dst_bases=targets)
             except MoveError as exc:
                 journal.set_move(run_id, seq, "failed", str(exc))
                 result.failed.append((move.src, str(exc)))
@@ -121,31 +196,53 @@ def execute_clean(
                     store.commit()
             if on_progress:
                 on_progress(1)
-        state = "done"
     finally:
         store.commit()
-        journal.set_run_state(run_id, state)
+    # Only a run that got through is marked done: an interrupted one stays 'running', and the next
+    # clean or undo settles its last move by looking at the disk.
+    journal.set_run_state(run_id, "done")
     return result
 
 
-def recover_interrupted(journal: Journal, store: IndexStore) -> int:
-    """Settle every move a killed run left 'planned' by looking at the disk; returns runs recovered."""
-    runs = journal.runs("running")
+def recover_interrupted(journal: Journal, store: IndexStore, roots: list[str]) -> int:
+    """Settle every move a killed clean or undo left half-done, by looking at the disk; returns runs settled."""
+    runs = [r for r in journal.runs() if r.state in UNSETTLED_STATES]
     for run in runs:
-        for move in journal.moves(run.id, ("planned",)):
-            state, detail = _settle(move.src, move.dst, move.hash)
-            journal.set_move(run.id, move.seq, state, detail)
-        for move in journal.moves(run.id, ("moved",)):
-            rows = store.rows_by_ids([move.image_id]) if move.image_id is not None else {}
-            row = rows.get(move.image_id)
-            if row is not None and row.path == move.src:
-                store.relocate(move.image_id, move.dst)  # the crash came before the index caught up
+        bases = [*roots, *([run.dest] if run.dest else [])]
+        if run.state == "running":
+            for move in journal.moves(run.id, ("planned",)):
+                state, detail = settle(move.src, move.dst, move.hash, bases)
+                journal.set_move(run.id, move.seq, state, detail)
+            _follow(store, journal.moves(run.id, ("moved",)), lambda m: (m.src, m.dst))
+            journal.set_run_state(run.id, "interrupted")
+        else:  # undoing
+            for move in journal.moves(run.id, ("restoring",)):
+                state, detail = settle(move.undo_from or move.dst, move.src, move.hash, bases)
+                # Put back, still where clean put it (undo can try again), or lost track of.
+                journal.set_move(run.id, move.seq, _UNDO_STATE[state], detail)
+            _follow(store, journal.moves(run.id, ("undone",)), lambda m: (m.undo_from or m.dst, m.src))
+            left = list(journal.moves(run.id, ("moved", "undo failed")))
+            journal.set_run_state(run.id, "partly undone" if left else "undone")
         store.commit()
-        journal.set_run_state(run.id, "interrupted")
     return len(runs)
 
 
-def _settle(src: str, dst: str, digest: str) -> tuple[str, str]:
+_UNDO_STATE = {"moved": "undone", "not moved": "moved", "failed": "undo failed"}
+
+
+def _follow(store: IndexStore, moves, ends: Callable[[MoveRow], tuple[str, str]]) -> None:
+    """Point index rows still at a move's old path to its new one (the crash came before the index caught up)."""
+    for move in moves:
+        if move.image_id is None:
+            continue
+        old, new = ends(move)
+        row = store.rows_by_ids([move.image_id]).get(move.image_id)
+        if row is not None and row.path == old:
+            store.relocate(move.image_id, new)
+
+
+def settle(src: str, dst: str, digest: str, bases: list[str]) -> tuple[str, str]:
+    """Where a move from ``src`` to ``dst`` got to when it was interrupted: ('moved'|'not moved'|'failed', why)."""
     leftover = partial_path(Path(dst))
     if os.path.lexists(leftover):
         os.unlink(leftover)  # an unverified copy of ours; the source was never removed before verification
@@ -155,8 +252,11 @@ def _settle(src: str, dst: str, digest: str) -> tuple[str, str]:
     if at_src and not at_dst:
         return "not moved", "interrupted before the move"
     if at_src and at_dst:
-        if os.path.samefile(src, dst) or file_hash(Path(dst)) == digest:
-            os.unlink(src)  # the new name holds the same, verified content: finish the move
+        if os.path.samefile(src, dst) or file_hash(dst) == digest:
+            try:
+                remove_name(src, bases)  # the new name holds the same, verified content: finish the move
+            except MoveError as exc:
+                return "not moved", f"{exc}; {dst} holds a second copy"
             return "moved", "finished after the interruption"
         return "not moved", f"{dst} is now another file"
     return "failed", "found at neither path after the interruption"

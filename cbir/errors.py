@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 class CbirError(Exception):
     """Base class for every error cbir reports to a user as one line."""
@@ -44,6 +47,13 @@ class IndexIncompatibleError(CbirError):
     exit_code = 7
 
 
+def mixed_models(index_dir: object, index_model: str, other_model: str) -> IndexIncompatibleError:
+    """The refusal to put vectors of two models in one index (they are not comparable)."""
+    return IndexIncompatibleError(
+        f"index {index_dir} was built with model {index_model}, not {other_model}; vectors from two models "
+        "cannot be mixed: use the index's model, or another --index")
+
+
 class WeightsUnavailableError(CbirError):
     exit_code = 8
 
@@ -54,7 +64,49 @@ class ModelError(CbirError):
     exit_code = 9
 
 
-class PartlyUndoneError(CbirError):
-    """Some files of a clean run could not be put back; they stay where they are, and are listed."""
+class IncompleteMoveError(CbirError):
+    """Some files of a clean or undo could not be moved; they stay where they are, and are listed."""
 
     exit_code = 10
+
+
+class ReadOnlyError(CbirError):
+    """Something cbir must write (the index, a folder it moves files into) is on a read-only filesystem."""
+
+    exit_code = 11
+
+
+class DiskFullError(CbirError):
+    """The filesystem cbir writes to has no space left; what was committed before is kept."""
+
+    exit_code = 12
+
+
+class DamagedFileError(CbirError):
+    """A file cbir cannot rebuild by itself (the clean journal, the catalog) is damaged."""
+
+    exit_code = 13
+
+
+def mount_point(path: str | os.PathLike[str]) -> str:
+    """The mount point of the filesystem holding ``path`` (or its nearest existing ancestor)."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current) and current != os.path.dirname(current):
+        current = os.path.dirname(current)
+    while not os.path.ismount(current):
+        current = os.path.dirname(current)
+    return current
+
+
+def from_os_error(exc: OSError, path: str | os.PathLike[str], doing: str) -> CbirError | None:
+    """The typed error for a write that failed for want of space or write access, else None.
+
+    ``doing`` says what was being done, as in "writing the index".
+    """
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"no space left on the filesystem at {mount_point(path)} while {doing} ({path}): free some space "
+            "and run the command again; everything committed before this is kept")
+    if exc.errno == errno.EROFS:
+        return ReadOnlyError(f"cannot finish {doing}: {path} is on a read-only filesystem ({mount_point(path)})")
+    return None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cbir.errors import ImageNotFoundError, IndexEmptyError, IndexIncompatibleError, UsageError
+from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError, mixed_models
 
 
 @dataclass(frozen=True)
@@ -60,15 +59,16 @@ class Searcher:
         """The k best hits for one unit vector; ``own`` is the query's own catalog row, if indexed."""
         fetch = min(self.index.ntotal, k + (1 if own else 0))
         scores, ids = self.index.search(vector.reshape(1, -1), fetch)
-        pairs = [(float(s), int(i)) for s, i in zip(scores[0], ids[0]) if i >= 0 and (not own or i != own.id)]
+        # Cosines of float16-stored unit vectors can stray just past 1; a score is a cosine, so clamp it.
+        pairs = [(min(1.0, max(-1.0, float(s))), int(i)) for s, i in zip(scores[0], ids[0])
+                 if i >= 0 and (not own or i != own.id)]
         if own is not None and not exclude_self:
             # The query's own file is in the index: identical content scores exactly 1.
             pairs.insert(0, (1.0, own.id))
         pairs = pairs[:k]
         rows = self.reader.rows_by_ids([i for _, i in pairs])
         return [
-            Hit(score, rows[i].path, i, rows[i].category,
-                json.loads(rows[i].category_probs) if rows[i].category_probs else None)
+            Hit(score, rows[i].path, i, rows[i].category, rows[i].category_probs)
             for score, i in pairs if i in rows
         ]
 
@@ -101,11 +101,8 @@ def query(
         lap("read and decode the image")
         embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime)
         if reader.model_id != embedder.model_id:
-            raise IndexIncompatibleError(
-                f"index {index_dir} was built with model {reader.model_ref or reader.model_id} "
-                f"({reader.model_id}), but this query uses {embedder.model.ref} ({embedder.model_id}); "
-                "vectors from two models cannot be mixed: query with the index's model"
-            )
+            raise mixed_models(index_dir, f"{reader.model_ref or reader.model_id} ({reader.model_id})",
+                               f"{embedder.model.ref} ({embedder.model_id})")
         lap(f"load the model ({embedder.runtime})")
         vector = embedder.embed(pixels[None]).vectors[0]
         lap("embed")

@@ -5,6 +5,10 @@ then (by size and content hash) anywhere in its destination folder, so a file
 renamed after the clean still goes back. Nothing is ever overwritten: if its
 original path is taken now, the file stays where it is and the reason is
 reported. A run with such leftovers can be undone again later.
+
+Undo trusts the journal no more than clean trusts the index: a file is only
+taken from inside the indexed folders or the run's ``--dest``, and only put
+back inside the indexed folders, never through a symbolic link.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from cbir.errors import UsageError
-from cbir.safe_move import MoveError, file_hash, move_file
+from cbir.safe_move import MoveError, base_of, file_hash, move_file
 from index_store.journal import UNDOABLE_STATES, Journal, MoveRow
 from index_store.store import IndexStore
 
@@ -52,14 +56,24 @@ def pick_run(journal: Journal, run_id: int | None) -> int:
     return run_id
 
 
-def plan_undo(journal: Journal, store: IndexStore, run_id: int) -> list[Restore]:
+def run_bases(journal: Journal, run_id: int, roots: list[str]) -> list[str]:
+    """Where a run's files may be now: the indexed folders, and the run's --dest."""
+    dest = next((r.dest for r in journal.runs() if r.id == run_id), None)
+    return [*roots, *([dest] if dest else [])]
+
+
+def plan_undo(journal: Journal, store: IndexStore, run_id: int, roots: list[str]) -> list[Restore]:
     moves = list(journal.moves(run_id, ("moved", "undo failed")))
+    bases = run_bases(journal, run_id, roots)
     claimed: set[str] = set()
     plan = []
     for move in reversed(moves):
-        current = _locate(move, store, claimed)
+        current = _locate(move, store, claimed, bases)
         problem = None
-        if current is None:
+        if base_of(_existing_ancestor(os.path.dirname(move.src)), roots) is None:
+            problem = (f"{move.src} is not inside an indexed folder (or is reached through a symbolic link); "
+                       "cbir puts files back only inside the indexed folders")
+        elif current is None:
             problem = f"not found at {move.dst} nor elsewhere in {os.path.dirname(move.dst)}"
         else:
             claimed.add(current)
@@ -69,15 +83,19 @@ def plan_undo(journal: Journal, store: IndexStore, run_id: int) -> list[Restore]
     return plan
 
 
-def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_id: int,
+def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_id: int, roots: list[str],
                  on_progress: Callable[[int], None] | None = None) -> UndoResult:
+    """Put the planned files back, each journaled before ('restoring') and after ('undone')."""
     result = UndoResult(run_id)
+    bases = run_bases(journal, run_id, roots)
+    journal.set_run_state(run_id, "undoing")
     try:
         for item in plan:
             move = item.move
-            if item.problem is None:
+            if item.problem is None and item.current is not None:
+                journal.start_restore(run_id, move.seq, item.current)
                 try:
-                    move_file(Path(item.current), Path(move.src), move.hash)
+                    move_file(Path(item.current), Path(move.src), move.hash, src_bases=bases, dst_bases=roots)
                 except MoveError as exc:
                     item.problem = str(exc)
             if item.problem is None:
@@ -92,15 +110,23 @@ def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_i
                 on_progress(1)
     finally:
         store.commit()
-        left = list(journal.moves(run_id, ("moved", "undo failed")))
-        journal.set_run_state(run_id, "partly undone" if left else "undone")
+    # An interrupted undo stays 'undoing'; the next clean or undo settles it by looking at the disk.
+    left = list(journal.moves(run_id, ("moved", "undo failed")))
+    journal.set_run_state(run_id, "partly undone" if left else "undone")
     return result
 
 
-def _locate(move: MoveRow, store: IndexStore, claimed: set[str]) -> str | None:
+def _existing_ancestor(folder: str) -> str:
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def _locate(move: MoveRow, store: IndexStore, claimed: set[str], bases: list[str]) -> str | None:
     def matches(path: str) -> bool:
         try:
             return (path not in claimed and os.path.isfile(path) and not os.path.islink(path)
+                    and base_of(path, bases) is not None
                     and os.path.getsize(path) == move.size and file_hash(Path(path)) == move.hash)
         except OSError:
             return False

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
 from cbir.errors import IndexEmptyError, IndexIncompatibleError
+from index_store.db import connect
 from index_store.schema import SCHEMA_VERSION
 
 CATALOG_FILE = "catalog.sqlite"
@@ -16,12 +16,19 @@ def connect_readonly(index_dir: Path) -> sqlite3.Connection:
     catalog = index_dir / CATALOG_FILE
     if not catalog.is_file():
         raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
+    conn = None
     try:
-        conn = sqlite3.connect(f"file:{quote(str(catalog))}?mode=ro", uri=True, check_same_thread=False)
+        conn = connect(catalog, readonly=True)
         conn.execute("SELECT 1 FROM meta LIMIT 1")
+        check_schema(conn, index_dir)
     except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
         raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
-    check_schema(conn, index_dir)
+    except BaseException:
+        if conn is not None:
+            conn.close()
+        raise
     return conn
 
 

@@ -110,6 +110,22 @@ def tune(index, plan: IndexPlan) -> None:
         faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
 
 
+def describe_index(index) -> tuple[str, int]:
+    """(kind, nlist) of a loaded FAISS index, to check it is what its manifest says."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf", int(index.nlist)
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            return "hnsw", 0
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat", 0
+    return type(index).__name__, 0
+
+
 def can_patch(plan: IndexPlan, removing: bool) -> bool:
     return not (plan.kind == "hnsw" and removing)
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
 
-from cbir.errors import IndexBusyError
+from cbir.errors import IndexBusyError, ReadOnlyError
+
+LOCK_FILE = "writer.lock"
 
 
 class WriterLock:
     def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / "writer.lock"
+        self.path = index_dir / LOCK_FILE
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise ReadOnlyError(
+                    f"index {self.path.parent} cannot be written ({exc.strerror}): it can be queried, but "
+                    "indexing, clean and undo need a writable index") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -34,3 +44,18 @@ class WriterLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+    @staticmethod
+    def held(index_dir: Path) -> bool:
+        """Whether some process is writing the index now (without taking the lock for long)."""
+        try:
+            fd = os.open(index_dir / LOCK_FILE, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False

@@ -1,15 +1,21 @@
-"""The small JSON manifest written beside the FAISS file (autofaiss' habit)."""
+"""The small JSON manifest written beside the FAISS file (autofaiss' habit).
+
+The manifest is derived data, like the FAISS file it describes: one that
+cannot be read, or whose fields have the wrong types or values, counts as
+missing, and the next reader or writer rebuilds both from the catalog.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from index_store.atomic import atomic_write_text
 
 MANIFEST_FILE = "manifest.json"
+INDEX_KINDS = ("flat", "ivf", "hnsw")
 
 
 @dataclass
@@ -29,16 +35,35 @@ class Manifest:
     faiss_file: str = "vectors.faiss"
     written_at: float = 0.0
     cbir_version: str = ""
+    faiss_bytes: int = 0  # size of the FAISS file as written
+    faiss_crc32: int | None = None  # its checksum; a file that does not match is rebuilt
+
+
+_TYPES = {"int": int, "str": str, "float": (int, float), "int | None": (int, type(None))}
 
 
 def read_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest, or None when it is missing or not a valid manifest."""
     try:
         data = json.loads((index_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-        manifest = Manifest(**data)
-        manifest.index_type = manifest.index_type.lower()  # schema 1 wrote "Flat"
-        return manifest
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError):
         return None
+    if not isinstance(data, dict):
+        return None
+    known = {f.name: f for f in fields(Manifest)}
+    for key, value in data.items():
+        spec = known.get(key)
+        if spec is None or isinstance(value, bool) or not isinstance(value, _TYPES[str(spec.type)]):
+            return None
+    try:
+        manifest = Manifest(**data)
+    except TypeError:  # a required field is missing
+        return None
+    manifest.index_type = manifest.index_type.lower()  # schema 1 wrote "Flat"
+    if (manifest.index_type not in INDEX_KINDS or min(manifest.dim, manifest.count, manifest.nlist,
+                                                       manifest.nprobe, manifest.generation) < 0):
+        return None
+    return manifest
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -18,14 +19,16 @@ from typing import Iterator
 
 import numpy as np
 
-from cbir.errors import IndexIncompatibleError
+from cbir.errors import CbirError, DamagedFileError, IndexIncompatibleError, from_os_error, mixed_models
 from index_store import vectors as vec
-from index_store.atomic import atomic_write
+from index_store.atomic import atomic_write, remove_stale_temporaries
 from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
-from index_store.faiss_index import (IndexPlan, build_index, can_patch, estimate_bytes, plan_index, read_index, tune,
-                                    write_index)
+from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
+from index_store.faiss_index import (IndexPlan, build_index, can_patch, describe_index, estimate_bytes, plan_index,
+                                    read_index, tune, write_index)
+from index_store.hashing import file_crc32
 from index_store.lock import WriterLock
-from index_store.manifest import Manifest, read_manifest, write_manifest
+from index_store.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
 from index_store.schema import DDL, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -43,23 +46,30 @@ class ImageRow:
     mtime_ns: int
     hash: str
     category: str | None = None
-    category_probs: str | None = None
+    category_probs: dict[str, float] | None = None
 
 
 def _row(values: tuple) -> ImageRow:
-    return ImageRow(*values)
+    *head, probs = values
+    return ImageRow(*head, json.loads(probs) if probs else None)
 
 
-def _prefix_bounds(root: str) -> tuple[str, str]:
-    """Every path under ``root`` sorts in [low, high): a range scan on the path index."""
-    low = root.rstrip("/") + "/"
-    return low, low[:-1] + chr(ord("/") + 1)
+def _damaged_catalog(message: str) -> CbirError:
+    return DamagedFileError(f"{message}: index your folders again into a new --index (your photos are untouched)")
 
 
 class _Catalog(CatalogInfo):
     def row_by_path(self, path: str) -> ImageRow | None:
-        found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = ?", (path,)).fetchone()
+        found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = {PATH_PARAM}",
+                                  (fs(path),)).fetchone()
         return _row(found) if found else None
+
+    def paths_under(self, folder: str) -> Iterator[str]:
+        """Every indexed path under ``folder``, streamed (a range scan on the path index)."""
+        low, high = prefix_bounds(folder)
+        for (path,) in self.conn.execute(
+                f"SELECT path FROM images WHERE path >= {PATH_PARAM} AND path < {PATH_PARAM}", (low, high)):
+            yield path
 
     def rows_by_hash(self, digest: str) -> list[ImageRow]:
         cur = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
@@ -111,17 +121,21 @@ class _Catalog(CatalogInfo):
         return plan_index(self.index_choice, self.count())
 
     def _fresh_faiss(self):
-        """The FAISS file if its manifest matches this catalog, else None."""
+        """The FAISS file if its manifest matches this catalog and the file matches its manifest, else None."""
         manifest = read_manifest(self.index_dir)
         path = self.index_dir / FAISS_FILE
         if not manifest or manifest.generation != self.generation or manifest.model_id != self.model_id:
+            return None
+        if not _file_matches(path, manifest):
+            log.warning("%s does not match the checksum in its manifest; rebuilding it from the catalog", path)
             return None
         try:
             index = read_index(path)
         except Exception:  # a torn or foreign file: the catalog can always rebuild it
             log.warning("FAISS file %s is unreadable; rebuilding it from the catalog", path)
             return None
-        if index.ntotal != self.count():
+        if index.ntotal != self.count() or describe_index(index) != (manifest.index_type, manifest.nlist):
+            log.warning("%s is not the index its manifest describes; rebuilding it from the catalog", path)
             return None
         tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
         return index
@@ -166,6 +180,7 @@ class IndexStore(_Catalog):
         self._start_generation = self.generation
         self._added: set[int] = set()
         self._removed: set[int] = set()
+        self.patched = False  # whether the last publish patched the previous FAISS file in place
 
     @classmethod
     def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None,
@@ -173,8 +188,9 @@ class IndexStore(_Catalog):
         """Open for writing; pass ``lock`` when the caller took it earlier (to fail fast)."""
         if lock is None:
             lock = cls.lock(index_dir)
+        catalog = index_dir / CATALOG_FILE
         try:
-            conn = sqlite3.connect(index_dir / CATALOG_FILE, isolation_level=None, check_same_thread=False)
+            conn = connect(catalog)
         except BaseException:
             lock.release()
             raise
@@ -185,11 +201,16 @@ class IndexStore(_Catalog):
                 has_meta = conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
                 ).fetchone()
-            except sqlite3.DatabaseError as exc:
-                raise IndexIncompatibleError(f"{index_dir / CATALOG_FILE} is not a cbir index: {exc}") from exc
-            if has_meta:
-                check_schema(conn, index_dir)
-            conn.executescript(DDL)
+                if has_meta:
+                    check_schema(conn, index_dir)
+                conn.executescript(DDL)
+            except sqlite3.Error as exc:
+                typed = translate(exc, catalog, "opening the index", _damaged_catalog)
+                if typed is not None and not isinstance(typed, DamagedFileError):
+                    raise typed from exc
+                raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
+            # Temporary files of a writer killed mid-publish; we hold the lock, so none is in use.
+            remove_stale_temporaries(index_dir, [FAISS_FILE, MANIFEST_FILE])
             store = cls(index_dir, conn, lock)
             store._claim(model_id, dim, model_ref)
             return store
@@ -202,7 +223,10 @@ class IndexStore(_Catalog):
     @staticmethod
     def lock(index_dir: Path) -> WriterLock:
         """Take the single-writer lock, creating the index folder if needed."""
-        index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            index_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise from_os_error(exc, index_dir, "creating the index") or exc from None
         lock = WriterLock(index_dir)
         lock.acquire()
         return lock
@@ -219,33 +243,45 @@ class IndexStore(_Catalog):
                 self._write("INSERT OR REPLACE INTO meta VALUES ('model_ref', ?)", (model_ref,))
             self.commit()
         elif existing != model_id:
-            raise IndexIncompatibleError(
-                f"index {self.index_dir} was built with model {self.model_ref or existing} ({existing}), not "
-                f"{model_ref or model_id} ({model_id}); vectors from two models cannot be mixed: use the "
-                "index's model, or another --index"
-            )
+            raise mixed_models(self.index_dir, f"{self.model_ref or existing} ({existing})",
+                               f"{model_ref or model_id} ({model_id})")
 
     # -- transactions -------------------------------------------------------
     def _write(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
-        if not self._in_tx:
-            self.conn.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
-        return self.conn.execute(sql, params)
+        try:
+            if not self._in_tx:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._in_tx = True
+            return self.conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._typed(exc) from exc
 
     def commit(self) -> None:
         if not self._in_tx:
             return
-        if self._dirty:
-            self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-            self._dirty = False
-        self.conn.execute("COMMIT")
-        self._in_tx = False
+        try:
+            if self._dirty:
+                self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                self._dirty = False
+            self.conn.execute("COMMIT")
+            self._in_tx = False
+        except sqlite3.Error as exc:
+            raise self._typed(exc) from exc
 
     def rollback(self) -> None:
-        if self._in_tx:
-            self.conn.execute("ROLLBACK")
-            self._in_tx = False
-            self._dirty = False
+        # SQLite rolls back by itself after some errors (a full disk); a second ROLLBACK would fail
+        # and hide the first error.
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is closed next; SQLite drops an unfinished transaction then
+        self._in_tx = False
+        self._dirty = False
+
+    def _typed(self, exc: sqlite3.Error) -> Exception:
+        typed = translate(exc, self.index_dir / CATALOG_FILE, "writing the index", _damaged_catalog)
+        return typed if typed is not None else exc
 
     # -- runs and roots -----------------------------------------------------
     def begin_run(self, root: str, register: bool = True) -> int:
@@ -253,17 +289,18 @@ class IndexStore(_Catalog):
         run = int(self.meta("run", "0") or 0) + 1
         self._write("UPDATE meta SET value = ? WHERE key = 'run'", (str(run),))
         if register:
-            self._write("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (root, time.time()))
+            self._write(f"INSERT OR IGNORE INTO roots (path, added_at) VALUES ({PATH_PARAM}, ?)", (fs(root), time.time()))
         self.commit()
         return run
 
     def finish_root(self, root: str, run: int) -> int:
         """Sweep: drop every image under ``root`` the completed walk did not see."""
-        low, high = _prefix_bounds(root)
+        low, high = prefix_bounds(root)
         ids = [
             r[0]
             for r in self.conn.execute(
-                "SELECT id FROM images WHERE path >= ? AND path < ? AND seen_run != ?", (low, high, run)
+                f"SELECT id FROM images WHERE path >= {PATH_PARAM} AND path < {PATH_PARAM} AND seen_run != ?",
+                (low, high, run),
             )
         ]
         for start in range(0, len(ids), 500):
@@ -272,7 +309,7 @@ class IndexStore(_Catalog):
             self._write(f"DELETE FROM vectors WHERE id IN ({marks})", part)
             self._write(f"DELETE FROM images WHERE id IN ({marks})", part)
         self._forget(ids)
-        self._write("UPDATE roots SET last_indexed_at = ? WHERE path = ?", (time.time(), root))
+        self._write(f"UPDATE roots SET last_indexed_at = ? WHERE path = {PATH_PARAM}", (time.time(), fs(root)))
         self.commit()
         return len(ids)
 
@@ -286,8 +323,8 @@ class IndexStore(_Catalog):
     ) -> int:
         cur = self._write(
             "INSERT INTO images (path, size, mtime_ns, hash, model_id, category, category_probs, "
-            "indexed_at, seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (path, size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run),
+            f"indexed_at, seen_run) VALUES ({PATH_PARAM}, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fs(path), size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run),
         )
         image_id = int(cur.lastrowid)
         self._write("INSERT INTO vectors (id, data) VALUES (?, ?)", (image_id, vec.encode(vector)))
@@ -317,14 +354,14 @@ class IndexStore(_Catalog):
     def move(self, image_id: int, new_path: str, size: int, mtime_ns: int, run: int) -> None:
         """A renamed or moved file keeps its id and vector."""
         self._write(
-            "UPDATE images SET path = ?, size = ?, mtime_ns = ?, seen_run = ? WHERE id = ?",
-            (new_path, size, mtime_ns, run, image_id),
+            f"UPDATE images SET path = {PATH_PARAM}, size = ?, mtime_ns = ?, seen_run = ? WHERE id = ?",
+            (fs(new_path), size, mtime_ns, run, image_id),
         )
         self._dirty = True
 
     def relocate(self, image_id: int, new_path: str) -> None:
         """The file moved (by cbir clean or undo) with its times kept: only its path changes."""
-        self._write("UPDATE images SET path = ? WHERE id = ?", (new_path, image_id))
+        self._write(f"UPDATE images SET path = {PATH_PARAM} WHERE id = ?", (fs(new_path), image_id))
 
     def remove(self, image_id: int) -> None:
         self._write("DELETE FROM vectors WHERE id = ?", (image_id,))
@@ -351,21 +388,33 @@ class IndexStore(_Catalog):
         faiss_path = self.index_dir / FAISS_FILE
         plan = self.index_plan()
         same_plan = manifest is not None and (manifest.index_type, manifest.nlist) == (plan.kind, plan.nlist)
-        if same_plan and manifest.generation == self.generation and faiss_path.is_file():
+        intact = same_plan and _file_matches(faiss_path, manifest)
+        if intact and manifest.generation == self.generation and manifest.model_id == self.model_id:
             return  # nothing changed since the last publish
+        self.patched = False
         index = None
-        if (same_plan and manifest.generation == self._start_generation and manifest.model_id == self.model_id
+        if (intact and manifest.generation == self._start_generation and manifest.model_id == self.model_id
                 and can_patch(plan, removing=bool(self._removed))):
             index = self._apply_changes(faiss_path, plan)
+            self.patched = index is not None
         if index is None:
+            if same_plan and not intact:
+                log.warning("%s does not match its manifest; rebuilding it from the catalog", faiss_path)
             index = self._build_faiss(plan)
-        atomic_write(faiss_path, lambda tmp: write_index(index, tmp))
+        written: dict[str, int] = {}
+
+        def write(tmp: Path) -> None:
+            write_index(index, tmp)
+            written.update(bytes=os.path.getsize(tmp), crc32=file_crc32(tmp))
+
+        atomic_write(faiss_path, write)
         write_manifest(
             self.index_dir,
             Manifest(SCHEMA_VERSION, self.model_id or "", self.dim, int(index.ntotal), self.generation, plan.kind,
                      nlist=plan.nlist, nprobe=plan.nprobe, index_choice=self.index_choice,
                      description=plan.description,
-                     estimated_bytes=estimate_bytes(plan, int(index.ntotal), self.dim)),
+                     estimated_bytes=estimate_bytes(plan, int(index.ntotal), self.dim),
+                     faiss_bytes=written["bytes"], faiss_crc32=written["crc32"]),
         )
         self._added.clear()
         self._removed.clear()
@@ -376,6 +425,8 @@ class IndexStore(_Catalog):
         try:
             index = read_index(faiss_path)
         except Exception:
+            return None
+        if describe_index(index) != (plan.kind, plan.nlist):
             return None
         tune(index, plan)
         if self._removed:
@@ -388,6 +439,10 @@ class IndexStore(_Catalog):
     def close(self) -> None:
         try:
             self.commit()
+            # An empty WAL lets the index be read from read-only media (see index_store.db).
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # the WAL is still valid; a later writer checkpoints it
         finally:
             super().close()
             self._lock.release()
@@ -405,3 +460,13 @@ class IndexStore(_Catalog):
 
 def _json(value: dict[str, float] | None) -> str | None:
     return json.dumps(value, sort_keys=True) if value is not None else None
+
+
+def _file_matches(path: Path, manifest: Manifest) -> bool:
+    """The FAISS file is the one the manifest was written for (size and checksum)."""
+    if manifest.faiss_crc32 is None:
+        return False  # written before checksums were recorded: rebuilt once
+    try:
+        return os.path.getsize(path) == manifest.faiss_bytes and file_crc32(path) == manifest.faiss_crc32
+    except OSError:
+        return False

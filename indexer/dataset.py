@@ -24,13 +24,32 @@ class LabelledEmbeddings:
     digests: list[str] = field(default_factory=list)  # content hash per embedded image
 
 
-def list_labelled_images(root: Path) -> list[tuple[str, str]]:
-    """(path, class) for every image in ``root/<class>/...``; classes are the subfolders."""
+def class_folders(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The subfolders of ``root`` that can be classes, and (name, why not) for those that cannot.
+
+    A class name becomes a folder name when cleaning, so the rule is the one every model's classes
+    follow (indexer.model.class_name_problem); hidden folders are never classes.
+    """
+    from indexer.model import class_name_problem
+
     if not root.is_dir():
         raise UsageError(f"dataset folder {root} does not exist")
+    usable: list[Path] = []
+    ignored: list[tuple[str, str]] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        problem = class_name_problem(folder.name)
+        if problem:
+            ignored.append((folder.name, problem))
+        else:
+            usable.append(folder)
+    return usable, ignored
+
+
+def list_labelled_images(root: Path) -> list[tuple[str, str]]:
+    """(path, class) for every image in ``root/<class>/...``; classes are the usable subfolders."""
     items: list[tuple[str, str]] = []
     extensions = supported_extensions()
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for class_dir in class_folders(root)[0]:
         for entry in walk_images(str(class_dir), extensions):
             if isinstance(entry, FileEntry):
                 items.append((entry.path, class_dir.name))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -12,14 +11,19 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cbir.errors import ImageDecodeError
+from index_store.hashing import content_hash
 from indexer.resnet import INPUT_SIZE
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
 )
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
-# Pillow's own decompression-bomb threshold: about 179 megapixels.
-MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 178_956_970
+# Decompression bombs are refused above 2^28 pixels (268 megapixels): that admits every camera file we
+# know of, 200-megapixel phone sensors included, which JPEG's draft mode decodes at 1/8 scale. cbir makes
+# this check itself right after reading the header, so Pillow's lower default (89.5 megapixels, with an
+# error at twice that) is lifted rather than raised as warnings.
+MAX_PIXELS = 1 << 28
+Image.MAX_IMAGE_PIXELS = None
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
 _heif_state: dict[str, bool] = {}
@@ -65,10 +69,6 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) -> 
     except OSError as exc:
         raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
     return FileContent(data, content_hash(data))
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def open_reduced(data: bytes, size: int = INPUT_SIZE) -> Image.Image:

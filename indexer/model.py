@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,41 @@ class ModelRef:
         return self.card.get("name", self.ref) if self.card else self.ref
 
 
+MAX_CLASS_NAME = 64
+# 'all' is what `cbir clean --category all` means.
+RESERVED_CLASS_NAMES = ("all",)
+
+
+def class_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a category (it becomes a folder name when cleaning), or None if it can."""
+    if not isinstance(name, str) or not name:
+        return "a class name must be a non-empty string"
+    if len(name) > MAX_CLASS_NAME or len(os.fsencode(name)) > 255:
+        return f"longer than {MAX_CLASS_NAME} characters"
+    if "/" in name or "\\" in name:
+        return "contains a path separator"
+    if name in (".", "..") or name.startswith("."):
+        return "names a hidden or special folder"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        return "contains control or invisible characters"
+    if name != name.strip():
+        return "starts or ends with white space"
+    if name.lower() in RESERVED_CLASS_NAMES:
+        return f"{name!r} is a reserved word"
+    return None
+
+
+def check_class_names(classes: list, where: str) -> None:
+    """Refuse a model whose class list could send files anywhere but a plain folder per class."""
+    for name in classes:
+        problem = class_name_problem(name)
+        if problem:
+            raise ModelError(f"{where} lists the class {name!r}, which cannot be a category: {problem} "
+                             "(a class name becomes a folder name when cleaning); this model is refused")
+    if len(set(classes)) != len(classes):
+        raise ModelError(f"{where} lists a class twice; this model is refused")
+
+
 def slug(name: str) -> str:
     """A short file-name-safe form of a model name or folder path."""
     cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in os.path.basename(name.rstrip("/")))
@@ -97,13 +133,17 @@ def read_card(directory: Path) -> dict:
         raise ModelError(f"{directory} is not a cbir model folder: it has no {CARD_FILE}") from None
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read {path}: {exc}") from None
-    if card.get("format") != CARD_FORMAT or not isinstance(card.get("classes"), list):
+    if (not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not isinstance(card.get("classes"), list)
+            or not isinstance(card.get("format_version", 0), int) or not isinstance(card.get("trunk", {}), dict)):
         raise ModelError(f"{path} is not a cbir model card")
-    if int(card.get("format_version", 0)) > CARD_FORMAT_VERSION:
+    if card.get("format_version", 0) > CARD_FORMAT_VERSION:
         raise ModelError(f"{path} was written by a newer cbir (model format {card['format_version']}); upgrade cbir")
+    check_class_names(card["classes"], str(path))
     if not (directory / HEAD_FILE).is_file():
         raise ModelError(f"model folder {directory} has no {HEAD_FILE}")
     trunk = card.get("trunk", {}).get("file")
+    if trunk and (not isinstance(trunk, str) or os.path.basename(trunk) != trunk or trunk in (".", "..")):
+        raise ModelError(f"{path} names a trunk file outside its folder ({trunk!r}); this model is refused")
     if trunk and not (directory / trunk).is_file():
         raise ModelError(f"model folder {directory} has no {trunk}")
     return card

@@ -4,7 +4,9 @@ Worker threads read, hash and decode files while the model embeds the
 previous batch (TensorFlow releases the GIL while it computes). Unchanged
 files (same size and mtime) are never opened; a new path whose content hash
 matches an indexed file that no longer exists is a rename and keeps its
-vector; a byte-identical copy reuses the stored vector without decoding.
+vector; a byte-identical copy reuses the stored vector without decoding, also
+when both copies arrive in the same batch. Whole files wait in memory between
+reading and decoding, so the queue is bounded by bytes as well as by count.
 """
 
 from __future__ import annotations
@@ -58,11 +60,17 @@ class IndexSummary:
         }
 
 
+# Bytes of whole files held between reading and decoding, at most (a queue of camera files would
+# otherwise hold hundreds of MB).
+MAX_BYTES_IN_FLIGHT = 256 << 20
+
+
 @dataclass
 class _Job:
     entry: FileEntry
     row: ImageRow | None  # the catalog row at this path, if any
     digest: str = ""
+    twins: list["_Job"] = field(default_factory=list)  # byte-identical files met while this one decodes
 
 
 SkipCallback = Callable[[str, str, str], None]
@@ -119,6 +127,8 @@ class IndexRun:
         self._run = run
         reading: deque[tuple[_Job, Future]] = deque()
         self._decoding: deque[tuple[_Job, Future]] = deque()
+        self._decoding_by_hash: dict[str, _Job] = {}
+        self._in_flight = 0  # bytes of files read or being read and not yet decoded
         window = self.batch_size * 2
         for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
             if isinstance(item, Problem):
@@ -131,9 +141,11 @@ class IndexRun:
                 self._done(1)
                 continue
             reading.append((_Job(item, row), self._pool.submit(read_file, item.path)))
-            while len(reading) > window:
+            self._in_flight += item.size
+            while len(reading) > window or (len(reading) > 1 and self._in_flight > MAX_BYTES_IN_FLIGHT):
                 self._decide(*reading.popleft())
-            while len(self._decoding) >= self.batch_size + window:
+            while self._decoding and (len(self._decoding) >= self.batch_size + window
+                                      or self._in_flight > MAX_BYTES_IN_FLIGHT):
                 self._embed_batch()
         while reading:
             self._decide(*reading.popleft())
@@ -146,31 +158,39 @@ class IndexRun:
         try:
             content: FileContent = future.result()
         except ImageDecodeError as exc:
+            self._in_flight -= job.entry.size
             self._skip(job.entry.path, exc.reason, exc.detail)
             return
         job.digest = content.digest
         entry, row = job.entry, job.row
         if row is not None and row.hash == content.digest:
+            self._in_flight -= entry.size
             self.store.update_stat(row.id, entry.size, entry.mtime_ns, self._run)  # touched, not changed
             self.summary.unchanged += 1
             self._done(1)
+            return
+        if content.digest in self._decoding_by_hash:
+            # The same bytes are already being decoded for another path: share that result.
+            self._in_flight -= entry.size
+            self._decoding_by_hash[content.digest].twins.append(job)
             return
         if row is None:
             twins = self.store.rows_by_hash(content.digest)
             moved = next((t for t in twins if not os.path.lexists(t.path)), None)
             if moved is not None:
+                self._in_flight -= entry.size
                 self.store.move(moved.id, entry.path, entry.size, entry.mtime_ns, self._run)
                 self.summary.renamed += 1
                 self._done(1)
                 return
             if twins:
                 # A byte-identical copy: same pixels, same vector; no need to decode.
+                self._in_flight -= entry.size
                 twin = twins[0]
-                self.store.add(entry.path, entry.size, entry.mtime_ns, content.digest,
-                               self.store.vector(twin.id), self._run, twin.category, _probs(twin))
-                self.summary.added += 1
+                self._store(job, self.store.vector(twin.id), twin.category, twin.category_probs)
                 self._done(1)
                 return
+        self._decoding_by_hash[content.digest] = job
         self._decoding.append((job, self._pool.submit(decode, content.data)))
 
     def _embed_batch(self) -> None:
@@ -178,28 +198,37 @@ class IndexRun:
         pixels: list[np.ndarray] = []
         for _ in range(min(self.batch_size, len(self._decoding))):
             job, future = self._decoding.popleft()
+            self._in_flight -= job.entry.size
+            del self._decoding_by_hash[job.digest]
             try:
                 pixels.append(future.result())
                 jobs.append(job)
             except ImageDecodeError as exc:
-                self._skip(job.entry.path, exc.reason, exc.detail)
+                for each in (job, *job.twins):
+                    self._skip(each.entry.path, exc.reason, exc.detail)
         if not jobs:
             return
         result = self.embedder.embed(np.stack(pixels))
         categories = self.embedder.categories(result.category_probs) or [(None, None)] * len(jobs)
+        done = 0
         for job, vector, (category, probs) in zip(jobs, result.vectors, categories):
-            entry = job.entry
-            if job.row is None:
-                self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run,
-                               category, probs)
-                self.summary.added += 1
-            else:
-                self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
-                                           category, probs)
-                self.summary.updated += 1
-        self._done(len(jobs))
+            for each in (job, *job.twins):
+                self._store(each, vector, category, probs)
+                done += 1
+        self._done(done)
         self.store.commit()
         self._last_commit = time.monotonic()
+
+    def _store(self, job: _Job, vector: np.ndarray, category: str | None,
+               probs: dict[str, float] | None) -> None:
+        entry = job.entry
+        if job.row is None:
+            self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run, category, probs)
+            self.summary.added += 1
+        else:
+            self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
+                                       category, probs)
+            self.summary.updated += 1
 
     # -- bookkeeping ----------------------------------------------------------------
     def _skip(self, path: str, reason: str, detail: str, counted: bool = True) -> None:
@@ -220,8 +249,6 @@ def count_pending(store, folders: list[str]) -> int:
 
     Names and stats only, so a caller can skip loading the model when nothing changed.
     """
-    from index_store.store import _prefix_bounds
-
     extensions = supported_extensions()
     pending = 0
     for folder in folders:
@@ -230,13 +257,5 @@ def count_pending(store, folders: list[str]) -> int:
                 row = store.row_by_path(item.path)
                 pending += not (row and row.size == item.size and row.mtime_ns == item.mtime_ns)
         # Gone files, by a stat each rather than a set of every path seen, so memory stays flat.
-        low, high = _prefix_bounds(folder)
-        pending += sum(1 for (path,) in store.conn.execute(
-            "SELECT path FROM images WHERE path >= ? AND path < ?", (low, high)) if not os.path.lexists(path))
+        pending += sum(1 for path in store.paths_under(folder) if not os.path.lexists(path))
     return pending
-
-
-def _probs(row: ImageRow) -> dict[str, float] | None:
-    import json
-
-    return json.loads(row.category_probs) if row.category_probs else None

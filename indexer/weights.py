@@ -119,24 +119,20 @@ def _valid_cache() -> WeightsFile | None:
 
 def _write_cache(model: "keras.Model", source: str) -> WeightsFile:
     """Save ``model``'s weights into the cache; readers never see a partial file."""
+    from index_store.atomic import atomic_write, atomic_write_text
+
     target = cached_weights_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".weights.h5")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    digest = ""
+
+    def write(tmp: Path) -> None:
+        nonlocal digest
         model.save_weights(tmp)
-        os.chmod(tmp, 0o644)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
         digest = file_sha256(tmp)
-        side_tmp = tmp.with_suffix(".json.tmp")
-        side_tmp.write_text(json.dumps({"sha256": digest, "source": source}, indent=2))
-        os.replace(tmp, target)
-        os.replace(side_tmp, _sidecar(target))
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_suffix(".json.tmp").unlink(missing_ok=True)
+
+    atomic_write(target, write, suffix=".weights.h5")  # Keras picks the format by the file name
+    # The sidecar comes second: a cache file without a matching sidecar is fetched again.
+    atomic_write_text(_sidecar(target), json.dumps({"sha256": digest, "source": source}, indent=2))
     log.info("cached ResNet-50 weights at %s", target)
     return WeightsFile(target, source, digest)
 

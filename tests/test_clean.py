@@ -244,12 +244,12 @@ def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_p
     assert sum(1 for rel in after if rel.startswith("receipt/")) >= 20
 
     history = json.loads(run_cbir(["history", "--json"], cli_env).stdout)
-    assert history[0]["state"] == "running"  # killed: nobody marked it finished
+    assert history[0]["state"] == "interrupted"  # killed: nobody is running it, and nobody marked it finished
 
     if rerun_first:  # a rerun settles the interrupted run and moves the rest
         rerun = run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes", "-q"], cli_env)
         assert rerun.returncode == 0, rerun.stderr
-        assert "settled 1 interrupted clean run" in rerun.stderr
+        assert "settled 1 interrupted clean or undo run" in rerun.stderr
         after = snapshot(root)
         assert sorted(after.values()) == sorted(before.values())
         assert all(rel.startswith("receipt/") for rel in after)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import numpy as np
@@ -153,4 +152,4 @@ def test_category_columns_round_trip(tmp_path):
         store.add("/p/a.jpg", 1, 1, "ha", _unit(rng)[0], run, "food", {"food": 0.9, "people": 0.1})
         store.finish()
         row = store.row_by_path("/p/a.jpg")
-    assert row.category == "food" and json.loads(row.category_probs)["food"] == 0.9
+    assert row.category == "food" and row.category_probs["food"] == 0.9

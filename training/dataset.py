@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from cbir.errors import ImageDecodeError, UsageError
-from indexer.dataset import list_labelled_images
+from indexer.dataset import class_folders, list_labelled_images
 from indexer.loader import load_image
 
 # Decoded images kept in memory up to this size (150 KB each at 224x224x3).
@@ -39,6 +39,7 @@ class DatasetCheck:
     classes: list[str]
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     too_small: dict[str, int] = field(default_factory=dict)  # class -> images, left out
+    ignored_folders: list[tuple[str, str]] = field(default_factory=list)  # (folder, why it is not a class)
     pixels: np.ndarray | None = None  # (N, 224, 224, 3) uint8, aligned with images, when it fits
 
     @property
@@ -68,6 +69,7 @@ class DatasetCheck:
             "classes": self.counts,
             "unreadable": len(self.problems),
             "left_out_classes": self.too_small,
+            "left_out_folders": dict(self.ignored_folders),
             "data_hash": self.data_hash,
         }
 
@@ -82,6 +84,7 @@ def check_dataset(
 ) -> DatasetCheck:
     """Decode every image under ``root/<class>/``; raise UsageError if fewer than two classes remain."""
     root = Path(root).expanduser().resolve()
+    ignored = class_folders(root)[1]
     items = list_labelled_images(root)
     keep = keep_pixels and len(items) * 224 * 224 * 3 <= PIXEL_CACHE_BYTES
 
@@ -121,4 +124,5 @@ def check_dataset(
         )
     kept = [i for i, image in enumerate(good) if image.label in classes]
     pixels = np.stack([arrays[i] for i in kept]) if keep and kept else None
-    return DatasetCheck(root, [good[i] for i in kept], classes, problems, too_small, pixels)
+    return DatasetCheck(root, [good[i] for i in kept], classes, problems, too_small, ignored_folders=ignored,
+                        pixels=pixels)

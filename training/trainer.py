@@ -106,6 +106,8 @@ def train(options: TrainOptions) -> TrainResult:
 def _report_data(data: DatasetCheck, min_per_class: int) -> None:
     for path, reason in data.problems:
         log.warning("left out %s: %s", path, reason)
+    for name, problem in data.ignored_folders:
+        log.warning("left out folder %r: it cannot be a class (%s)", name, problem)
     for label, n in data.too_small.items():
         log.warning("left out class %r: %d readable images, fewer than %d", label, n, min_per_class)
     log.info("%d images in %d classes: %s", len(data.images), len(data.classes),
