@@ -22,6 +22,9 @@ def workspace(tmp_path_factory):
 def dataset(workspace, photos):
     root = make_two_class_dataset(workspace / "data", photos, per_class=12, seed=0)
     (root / "photo" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    hidden = root / ".thumbnails"  # a hidden folder is never a class: said, not silently dropped
+    hidden.mkdir()
+    shutil.copy(next((root / "photo").glob("*.jpg")), hidden / "thumb.jpg")
     return root
 
 
@@ -51,6 +54,7 @@ def test_train_reports_the_data_and_writes_a_complete_model_folder(trained, data
     out, proc = trained
     assert "left out" in proc.stderr and "broken.jpg" in proc.stderr
     assert "24 images in 2 classes: document 12, photo 12" in proc.stderr
+    assert "left out folder '.thumbnails': it cannot be a class (names a hidden or special folder)" in proc.stderr
     assert (dataset / "photo" / "broken.jpg").exists()  # reported, never touched
     card = json.loads((out / "model_card.json").read_text())
     assert card["format"] == "cbir-model" and card["classes"] == ["document", "photo"]
