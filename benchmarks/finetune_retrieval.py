@@ -1,6 +1,6 @@
 """Does fine-tuning on the gallery help or hurt retrieval? ImageNet vs fine-tuned features.
 
-    python benchmarks/finetune_retrieval.py [--train ../shared/data/gallery]
+    python -m benchmarks.finetune_retrieval [--train ../shared/data/gallery]
         [--retrieval ../shared/data/retrieval_food_groups] [--modes top all] [--epochs 6] [--json OUT]
 
 Trains one model per fine-tune mode on the training set (same recipe as the
@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit_json
 
-from benchmarks.common import emit_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -55,7 +56,7 @@ def main() -> None:
         model = "imagenet"
         if mode != "imagenet":
             result = train(TrainOptions(args.train, workdir / mode, fine_tune=mode, epochs=args.epochs,
-                                        weights=args.weights, quiet=True))
+                                        weights=args.weights))
             train_seconds, model = result.seconds, str(result.out_dir)
             test_accuracy = result.card["metrics"]["test"]["accuracy"]
         started = time.perf_counter()

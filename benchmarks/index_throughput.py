@@ -1,6 +1,6 @@
 """End-to-end `cbir index` images/s on a folder of real photos, against the seeds' way, same run.
 
-    python benchmarks/index_throughput.py DIR [--runs 3] [--json OUT] [--cbir-args "--runtime keras"]
+    python -m benchmarks.index_throughput DIR [--runs 3] [--json OUT] [--cbir-args "--runtime keras"]
 
 cbir's way: `cbir index DIR` into a fresh temporary index (threads reading,
 hashing and decoding in draft mode while the model embeds, SQLite + FAISS
@@ -24,10 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import emit_json
 
-from benchmarks.common import emit_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -1,6 +1,6 @@
 """Images/s and fidelity of each ResNet-50 inference path on real photos, against this CPU's float32 peak.
 
-    python benchmarks/inference.py [--images DIR] [--retrieval DIR] [--count 64] [--runs 5] [--json OUT]
+    python -m benchmarks.inference [--images DIR] [--retrieval DIR] [--count 64] [--runs 5] [--json OUT]
 
 The model is the one cbir indexes with by default (ImageNet ResNet-50 +
 the default category head). Paths: Keras predict_on_batch (the float32
@@ -29,13 +29,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-from benchmarks.common import emit_json, timed  # noqa: E402
+from benchmarks.common import emit_json, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
 GFLOP_PER_IMAGE = 7.7  # ResNet-50 at 224x224, multiply-adds counted as two operations
 
@@ -46,7 +48,6 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     a @ b
     best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
-
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -110,11 +111,11 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from cbir.retrieval_metrics import leave_one_out
     from indexer.embedder import load_embedder
-    from indexer.lite import LiteNet, export_tflite
+    from indexer.lite_export import compare
+    from indexer.litert import LiteNet, export_tflite
     from indexer.resnet import preprocess
-    from indexer.runtime import compare
+    from training.retrieval_metrics import leave_one_out
 
     files = image_files(args.images)
     step = max(1, len(files) // (args.count + 32))
@@ -138,7 +139,8 @@ def main() -> None:
     paths.update(onnx_paths(net, args.threads))
 
     batches = [x[i : i + args.batch] for i in range(0, len(x) - len(x) % args.batch, args.batch)]
-    outputs = {name: [np.concatenate(o) for o in zip(*[run(b) for b in batches])] for name, run in paths.items()}
+    outputs = {name: [np.concatenate(o) for o in zip(*[run(b) for b in batches], strict=True)]
+               for name, run in paths.items()}
     rates: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(args.runs):
         for name, run in paths.items():

@@ -1,6 +1,6 @@
 """Cold and warm `cbir query` on a large index: end to end, and where the time goes.
 
-    python benchmarks/query_latency.py [--size 100000] [--runs 5] [--image PHOTO] [--json OUT]
+    python -m benchmarks.query_latency [--size 100000] [--runs 5] [--image PHOTO] [--json OUT]
 
 Builds (once, cached under --work) a real cbir index of --size synthetic
 clustered 2048-d vectors stamped with the default model's id, so the real
@@ -24,13 +24,15 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import numpy as np
 
-from benchmarks.common import emit_json, timed  # noqa: E402
+from benchmarks.common import emit_json, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
 DIM = 2048
 
@@ -43,7 +45,7 @@ def build_index(index_dir: Path, size: int, model_id: str) -> float:
     with IndexStore.open(index_dir, model_id, DIM, model_ref="default") as store:
         run = store.begin_run("/synthetic")
         for ids, vectors in chunks(size, centres()):
-            for i, v in zip(ids, vectors):
+            for i, v in zip(ids, vectors, strict=True):
                 store.add(f"/synthetic/{i // 1000:04d}/{i:07d}.jpg", 1, 1, f"h{i}", v, run, "food", {"food": 1.0})
             store.commit()
         store.finish()
@@ -86,7 +88,8 @@ def main() -> None:
         started = time.perf_counter()
         proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         walls.append(time.perf_counter() - started)
-        breakdowns.append({m.group(2): float(m.group(1)) for m in re.finditer(r"cbir:\s+([\d.]+) ms  (.+)", proc.stderr)})
+        phases = re.finditer(r"cbir:\s+([\d.]+) ms  (.+)", proc.stderr)
+        breakdowns.append({m.group(2): float(m.group(1)) for m in phases})
     median_run = breakdowns[walls.index(sorted(walls)[len(walls) // 2])]
     python_start = statistics.median(
         [timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)])
@@ -123,7 +126,6 @@ def main() -> None:
     print(f"warm search + path lookup: median {result['warm_search_ms']['median']:.2f} ms; "
           f"embedding one photo: {result['warm_embed_one_photo_ms']:.0f} ms")
     emit_json(result, args.json)
-
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Leave-one-out retrieval quality of cbir's embeddings on a folder-per-class dataset.
 
-    python benchmarks/retrieval_quality.py DATASET_DIR [--weights PATH] [--json OUT]
+    python -m benchmarks.retrieval_quality DATASET_DIR [--weights PATH] [--json OUT]
 
 Every image queries all the others; a query hits at rank k when one of its k
 nearest neighbours (itself excluded) is in its class. Prints a table of
@@ -15,9 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import emit_json
 
-from benchmarks.common import emit_json  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -30,9 +29,9 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from cbir.retrieval_metrics import leave_one_out
-    from indexer.dataset import embed_labelled, list_labelled_images
     from indexer.embedder import load_embedder
+    from indexer.labelled import embed_labelled, list_labelled_images
+    from training.retrieval_metrics import leave_one_out
 
     embedder = load_embedder(args.weights)
     items = list_labelled_images(args.dataset)

@@ -1,6 +1,6 @@
 """FAISS search at 10^4..10^6 vectors: the indexes cbir builds, against exact search.
 
-    python benchmarks/search_scale.py [--sizes 10000 100000 1000000] [--queries 100] [--json OUT]
+    python -m benchmarks.search_scale [--sizes 10000 100000 1000000] [--queries 100] [--json OUT]
 
 Vectors are synthetic and seeded but shaped like image embeddings: unit
 length, 2048-d, drawn around 1,000 cluster centres (uniform random vectors
@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import emit_json
+from index_store.faiss_index import build_index, estimate_bytes, plan_index
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import emit_json  # noqa: E402
-
-from index_store.faiss_index import build_index, estimate_bytes, plan_index  # noqa: E402
 
 DIM = 2048
 CHUNK = 25_000
@@ -88,7 +87,7 @@ def main() -> None:
         print(json.dumps({"n": n, "brute_force_exact_batch_s": round(brute_s, 2)}), file=sys.stderr, flush=True)
         sample_rng = np.random.default_rng(3)
 
-        def training_sample(m: int, n=n) -> np.ndarray:
+        def training_sample(m: int, n=n, sample_rng=sample_rng) -> np.ndarray:
             # Like the catalog's random sample: m vectors spread over the whole collection.
             per = max(1, m // max(1, -(-n // CHUNK)))
             return np.concatenate([x[sample_rng.choice(len(x), min(per, len(x)), replace=False)]
@@ -109,7 +108,7 @@ def main() -> None:
             t = time.perf_counter()
             _, ids = index.search(queries, 10)
             batch = time.perf_counter() - t
-            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)]))
+            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]))
             size = faiss.serialize_index(index).nbytes
             row = {"n": n, "index": plan.description, "kind": kind, "build_s": round(build, 2),
                    "bytes_per_vector": round(size / n, 1),

@@ -1,6 +1,6 @@
 """Reproduce cbir's shipped default model (the five gallery categories) and print its test figures.
 
-    python benchmarks/train_default.py [--data ../shared/data/gallery] [--out DIR] [--install]
+    python -m benchmarks.train_default [--data ../shared/data/gallery] [--out DIR] [--install]
 
 Trains with the recipe below through the same pipeline as `cbir train`,
 then prints the test-split classification report. With --install the result
@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The recipe. `head` keeps the ImageNet trunk, so the model ships as a ~50 KB head inside the
@@ -70,7 +69,7 @@ def main() -> None:
     card["recipe"] = {"script": "benchmarks/train_default.py", **RECIPE}
     (result.out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
 
-    from cbir.classification_metrics import ClassificationReport
+    from training.classification_metrics import ClassificationReport
 
     test = card["metrics"]["test"]
     report = ClassificationReport(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import UsageError, mixed_models
@@ -21,7 +21,6 @@ from cbir.safe_move import MoveError, file_hash, free_name, link_free, move_file
 from index_store.journal import UNSETTLED_STATES, Journal, MoveRow, PlannedMove
 from index_store.store import IndexStore
 from indexer.model import class_name_problem
-
 
 
 @dataclass
@@ -122,6 +121,7 @@ def plan_clean(
     taken: set[str] = set()
     folder_problems: dict[str, str | None] = {}
     for row in store.rows_with_categories(categories):
+        category = row.category or ""  # the query only returns rows with one of the categories
         if not any(_under(row.path, s) for s in scope):
             continue
         root = max((r for r in roots if _under(row.path, r)), key=len, default=None)
@@ -130,7 +130,7 @@ def plan_clean(
         if any(_under(row.path, folder) for folder in sorted_folders):
             plan.already_sorted += 1
             continue
-        confidence = float((row.category_probs or {}).get(row.category, 0.0))
+        confidence = float((row.category_probs or {}).get(category, 0.0))
         if confidence < min_confidence:
             plan.below_confidence += 1
             continue
@@ -149,16 +149,17 @@ def plan_clean(
         if stat.st_size != row.size or stat.st_mtime_ns != row.mtime_ns:
             plan.skipped.append((row.path, "changed since it was indexed"))
             continue
-        folder = Path(dest or root) / row.category
+        folder = Path(dest or root) / category
         key = str(folder)
         if key not in folder_problems:
-            folder_problems[key] = _folder_problem(row.category, folder, dest or root)
-        if folder_problems[key]:
-            plan.skipped.append((row.path, folder_problems[key]))
+            folder_problems[key] = _folder_problem(category, folder, dest or root)
+        problem = folder_problems[key]
+        if problem:
+            plan.skipped.append((row.path, problem))
             continue
         target = free_name(folder, os.path.basename(row.path), taken)
         taken.add(str(target))
-        plan.moves.append(PlannedMove(row.id, row.path, str(target), row.size, row.hash, row.category, confidence))
+        plan.moves.append(PlannedMove(row.id, row.path, str(target), row.size, row.hash, category, confidence))
     return plan
 
 
@@ -173,7 +174,7 @@ def _folder_problem(category: str, folder: Path, base: str) -> str | None:
 
 def execute_clean(
     plan: CleanPlan, journal: Journal, store: IndexStore, categories: list[str], dest: str | None,
-    roots: list[str], on_progress: Callable[[int], None] | None = None,
+    roots: list[str], on_progress: Callable[[int], object] | None = None,
 ) -> CleanResult:
     """Move the planned files, each journaled before and after; sources come only from ``roots``."""
     run_id = journal.start_run(categories, dest)

@@ -10,8 +10,18 @@ from pathlib import Path
 import click
 
 from cbir import __version__
-from cbir.cli_common import (echo_err, index_folders, index_option, json_option, model_option, null_option,
-                             quiet_option, runtime_option, setup_logging, weights_option)
+from cbir.cli_common import (
+    echo_err,
+    index_folders,
+    index_option,
+    json_option,
+    model_option,
+    null_option,
+    quiet_option,
+    runtime_option,
+    setup_logging,
+    weights_option,
+)
 from cbir.cli_output import emit, one_line, quote_path
 from cbir.errors import CbirError, UsageError, from_os_error
 
@@ -182,13 +192,15 @@ def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epo
     Use the result with `cbir index --model OUT`, and measure it with `cbir evaluate DATA_DIR --model OUT`.
     """
     setup_logging(quiet)
+    from cbir.progress import progress_bar
     from training.trainer import TrainOptions, train
 
     result = train(TrainOptions(
         Path(data_dir), Path(out_dir), fine_tune=fine_tune, epochs=epochs, head_epochs=head_epochs,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, min_per_class=min_per_class,
         augment_copies=augment_copies, learning_rate=learning_rate, fine_tune_batch_size=batch_size,
-        name=name, notes=list(notes), weights=weights, quiet=quiet,
+        name=name, notes=list(notes), weights=weights,
+        progress=lambda desc, total, unit: progress_bar(total, disable=quiet, unit=unit, desc=desc),
     ))
     test = result.card["metrics"].get("test", {})
     click.echo(f"cbir: model written to {result.out_dir} in {result.seconds:.0f}s", err=True)

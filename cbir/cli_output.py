@@ -11,6 +11,7 @@ byte with paths as their exact bytes, as ``find -print0`` does.
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -48,9 +49,9 @@ def one_line(text: str) -> str:
 def emit(fields: list[str], paths: list[str | os.PathLike[str]], null: bool) -> None:
     """Write one result: ``fields`` then ``paths``, tab-separated on a line, or each NUL-terminated."""
     if null:
-        stream = click.get_binary_stream("stdout")
-        stream.write(b"".join(f.encode() + b"\0" for f in fields)
-                     + b"".join(os.fsencode(p) + b"\0" for p in paths))
+        record = [field.encode() for field in fields] + [os.fsencode(path) for path in paths]
+        sys.stdout.flush()  # anything written as text so far goes first
+        sys.stdout.buffer.write(b"".join(part + b"\0" for part in record))
     else:
         click.echo("\t".join([*fields, *(quote_path(p) for p in paths)]))
 

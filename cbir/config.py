@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 # `cbir clean --min-confidence` default. Chosen from the default model's figures: on its 82 validation
 # and test images, its 3 mistakes scored 0.54 to 0.67 and 78 of the 79 correct ones scored above this.
 DEFAULT_MIN_CONFIDENCE = 0.7

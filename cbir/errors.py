@@ -98,15 +98,17 @@ def mount_point(path: str | os.PathLike[str]) -> str:
     return current
 
 
-def from_os_error(exc: OSError, path: str | os.PathLike[str], doing: str) -> CbirError | None:
-    """The typed error for a write that failed for want of space or write access, else None.
+def disk_full(path: str | os.PathLike[str], doing: str) -> DiskFullError:
+    """``doing`` says what was being done, as in "writing the index"."""
+    return DiskFullError(
+        f"no space left on the filesystem at {mount_point(path)} while {doing} ({path}): free some space "
+        "and run the command again; everything committed before this is kept")
 
-    ``doing`` says what was being done, as in "writing the index".
-    """
+
+def from_os_error(exc: OSError, path: str | os.PathLike[str], doing: str) -> CbirError | None:
+    """The typed error for a write that failed for want of space or write access, else None."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return DiskFullError(
-            f"no space left on the filesystem at {mount_point(path)} while {doing} ({path}): free some space "
-            "and run the command again; everything committed before this is kept")
+        return disk_full(path, doing)
     if exc.errno == errno.EROFS:
         return ReadOnlyError(f"cannot finish {doing}: {path} is on a read-only filesystem ({mount_point(path)})")
     return None

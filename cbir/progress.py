@@ -7,6 +7,6 @@ import sys
 from tqdm import tqdm
 
 
-def progress_bar(total: int | None = None, disable: bool = False, unit: str = "img") -> tqdm:
-    return tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+def progress_bar(total: int | None = None, disable: bool = False, unit: str = "img", desc: str | None = None) -> tqdm:
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
                 disable=True if disable else None)

@@ -23,8 +23,8 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from cbir.errors import CbirError
 from index_store.hashing import content_hash_stream, file_content_hash

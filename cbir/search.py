@@ -60,7 +60,7 @@ class Searcher:
         fetch = min(self.index.ntotal, k + (1 if own else 0))
         scores, ids = self.index.search(vector.reshape(1, -1), fetch)
         # Cosines of float16-stored unit vectors can stray just past 1; a score is a cosine, so clamp it.
-        pairs = [(min(1.0, max(-1.0, float(s))), int(i)) for s, i in zip(scores[0], ids[0])
+        pairs = [(min(1.0, max(-1.0, float(s))), int(i)) for s, i in zip(scores[0], ids[0], strict=True)
                  if i >= 0 and (not own or i != own.id)]
         if own is not None and not exclude_self:
             # The query's own file is in the index: identical content scores exactly 1.

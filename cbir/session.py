@@ -7,9 +7,9 @@ and the web server's actions) opens the index through here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from cbir.errors import IndexEmptyError
 from cbir.status import IndexStatus, index_status
@@ -45,7 +45,7 @@ class MoveSession:
         return list(self.status.roots or [])
 
     @classmethod
-    def open(cls, index_dir: Path) -> "MoveSession":
+    def open(cls, index_dir: Path) -> MoveSession:
         from cbir.clean import recover_interrupted
 
         def existing(status: IndexStatus) -> Claim:
@@ -74,7 +74,7 @@ class MoveSession:
         finally:
             self.store.close()
 
-    def __enter__(self) -> "MoveSession":
+    def __enter__(self) -> MoveSession:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

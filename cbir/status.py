@@ -25,8 +25,8 @@ class IndexStatus:
 
 
 def index_status(index_dir: Path) -> IndexStatus:
-    from index_store.manifest import read_manifest
     from index_store.catalog import CATALOG_FILE, CatalogReader
+    from index_store.manifest import read_manifest
 
     if not (index_dir / CATALOG_FILE).is_file():
         return IndexStatus(str(index_dir), exists=False)

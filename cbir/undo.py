@@ -14,9 +14,9 @@ back inside the indexed folders, never through a symbolic link.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from cbir.errors import UsageError
 from cbir.safe_move import MoveError, base_of, file_hash, move_file
@@ -84,7 +84,7 @@ def plan_undo(journal: Journal, store: IndexStore, run_id: int, roots: list[str]
 
 
 def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_id: int, roots: list[str],
-                 on_progress: Callable[[int], None] | None = None) -> UndoResult:
+                 on_progress: Callable[[int], object] | None = None) -> UndoResult:
     """Put the planned files back, each journaled before ('restoring') and after ('undone')."""
     result = UndoResult(run_id)
     bases = run_bases(journal, run_id, roots)

@@ -1,6 +1,6 @@
 """Persistence: SQLite catalog (source of truth), FAISS index and manifest beside it."""
 
-__all__ = ["IndexStore", "IndexReader", "ImageRow"]
+__all__ = ["ImageRow", "IndexReader", "IndexStore"]
 
 
 def __getattr__(name: str):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from cbir.errors import from_os_error
+from cbir.errors import disk_full, from_os_error
 
 TMP_SUFFIX = ".tmp"
 
 
-def atomic_write(target: Path, write: Callable[[Path], None], suffix: str = TMP_SUFFIX) -> None:
+def atomic_write(target: Path, write: Callable[[Path], object], suffix: str = TMP_SUFFIX) -> None:
     """Call ``write(tmp_path)``, fsync the result, then rename it over ``target``.
 
     The file gets the usual permissions for new files (0666 less the umask), not
@@ -39,7 +38,7 @@ def atomic_write(target: Path, write: Callable[[Path], None], suffix: str = TMP_
         raise from_os_error(exc, target, doing) or exc from None
     except RuntimeError as exc:  # FAISS reports its I/O failures as RuntimeError
         if "No space left" in str(exc) or _free_bytes(target.parent) < (1 << 20):
-            raise from_os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), target, doing) from None
+            raise disk_full(target, doing) from None
         raise
     finally:
         tmp.unlink(missing_ok=True)

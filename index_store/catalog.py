@@ -71,7 +71,7 @@ class CatalogInfo:
         rows = self.conn.execute(
             "SELECT category, COUNT(*) FROM images WHERE category IS NOT NULL GROUP BY category ORDER BY category"
         ).fetchall()
-        return {category: n for category, n in rows}
+        return dict(rows)
 
     @property
     def dim(self) -> int:
@@ -98,5 +98,5 @@ class CatalogReader(CatalogInfo):
     """A read-only catalog connection without vectors."""
 
     @classmethod
-    def open(cls, index_dir: Path) -> "CatalogReader":
+    def open(cls, index_dir: Path) -> CatalogReader:
         return cls(index_dir, connect_readonly(index_dir))

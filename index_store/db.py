@@ -11,14 +11,13 @@ same text the column always held, so older indexes read unchanged.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import quote
 
-from cbir.errors import CbirError, DiskFullError, ReadOnlyError, from_os_error
+from cbir.errors import CbirError, ReadOnlyError, disk_full, from_os_error
 
 # Use in SQL wherever a path is bound, with ``fs(path)`` as the parameter.
 PATH_PARAM = "CAST(? AS TEXT)"
@@ -83,7 +82,7 @@ def translate(exc: sqlite3.Error, file: Path, doing: str,
     """The typed error for a SQLite failure on ``file``, or None when it is none of the known kinds."""
     code = error_code(exc)
     if code == _SQLITE_FULL:
-        return from_os_error(OSError(errno.ENOSPC, "disk full"), file, doing) or DiskFullError(str(exc))
+        return disk_full(file, doing)
     if code == _SQLITE_READONLY or (code in (_SQLITE_CANTOPEN, _SQLITE_IOERR) and not _writable(file)):
         return ReadOnlyError(f"cannot finish {doing}: {file} cannot be written (read-only filesystem or "
                              "folder); it can still be read")

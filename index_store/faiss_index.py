@@ -12,9 +12,10 @@ vectors, so any removal rebuilds it; it is there on request.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def new_index(plan: IndexPlan, dim: int):
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, plan.nlist, faiss.ScalarQuantizer.QT_8bit,
                                               faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
-        quantizer.this.disown()
+        quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG: the IVF index owns it now
         return index
     if plan.kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -107,7 +108,8 @@ def tune(index, plan: IndexPlan) -> None:
     if plan.kind == "ivf":
         faiss.extract_index_ivf(index).nprobe = plan.nprobe
     elif plan.kind == "hnsw":
-        faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
+        inner: Any = faiss.downcast_index(index.index)
+        inner.hnsw.efSearch = HNSW_EF_SEARCH
 
 
 def describe_index(index) -> tuple[str, int]:

@@ -18,9 +18,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from cbir.errors import CbirError, DamagedFileError
 from index_store.db import PATH_PARAM, connect, fs, guarded
@@ -179,7 +179,7 @@ class Journal:
     def exists(index_dir: Path) -> bool:
         return os.path.isfile(index_dir / JOURNAL_FILE)
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -239,5 +239,6 @@ class Journal:
             sql += f" AND state IN ({','.join('?' * len(states))})"
             params += list(states)
         rows = self._query(sql + " ORDER BY seq", params)
-        for run_id, seq, *move, state, detail, undo_from in rows:
-            yield MoveRow(*move, run_id=run_id, seq=seq, state=state, detail=detail, undo_from=undo_from)
+        for run_id, seq, image_id, src, dst, size, digest, category, confidence, state, detail, undo_from in rows:
+            yield MoveRow(image_id, src, dst, size, digest, category, confidence, run_id=run_id, seq=seq,
+                          state=state, detail=detail, undo_from=undo_from)

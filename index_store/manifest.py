@@ -39,7 +39,8 @@ class Manifest:
     faiss_crc32: int | None = None  # its checksum; a file that does not match is rebuilt
 
 
-_TYPES = {"int": int, "str": str, "float": (int, float), "int | None": (int, type(None))}
+_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "str": str, "float": (int, float),
+                                              "int | None": (int, type(None))}
 
 
 def read_manifest(index_dir: Path) -> Manifest | None:

@@ -13,9 +13,9 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -24,8 +24,17 @@ from index_store import vectors as vec
 from index_store.atomic import atomic_write, remove_stale_temporaries
 from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
-from index_store.faiss_index import (IndexPlan, build_index, can_patch, describe_index, estimate_bytes, plan_index,
-                                    read_index, tune, write_index)
+from index_store.faiss_index import (
+    IndexPlan,
+    build_index,
+    can_patch,
+    describe_index,
+    estimate_bytes,
+    plan_index,
+    read_index,
+    tune,
+    write_index,
+)
 from index_store.hashing import file_crc32
 from index_store.lock import WriterLock
 from index_store.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
@@ -50,8 +59,8 @@ class ImageRow:
 
 
 def _row(values: tuple) -> ImageRow:
-    *head, probs = values
-    return ImageRow(*head, json.loads(probs) if probs else None)
+    image_id, path, size, mtime_ns, digest, category, probs = values
+    return ImageRow(image_id, path, size, mtime_ns, digest, category, json.loads(probs) if probs else None)
 
 
 def _damaged_catalog(message: str) -> CbirError:
@@ -165,7 +174,7 @@ class IndexReader(_Catalog):
     """Read-only view: any number of readers may run beside the one writer."""
 
     @classmethod
-    def open(cls, index_dir: Path) -> "IndexReader":
+    def open(cls, index_dir: Path) -> IndexReader:
         return cls(index_dir, connect_readonly(index_dir))
 
 
@@ -184,7 +193,7 @@ class IndexStore(_Catalog):
 
     @classmethod
     def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None,
-             model_ref: str | None = None) -> "IndexStore":
+             model_ref: str | None = None) -> IndexStore:
         """Open for writing; pass ``lock`` when the caller took it earlier (to fail fast)."""
         if lock is None:
             lock = cls.lock(index_dir)
@@ -289,7 +298,8 @@ class IndexStore(_Catalog):
         run = int(self.meta("run", "0") or 0) + 1
         self._write("UPDATE meta SET value = ? WHERE key = 'run'", (str(run),))
         if register:
-            self._write(f"INSERT OR IGNORE INTO roots (path, added_at) VALUES ({PATH_PARAM}, ?)", (fs(root), time.time()))
+            self._write(f"INSERT OR IGNORE INTO roots (path, added_at) VALUES ({PATH_PARAM}, ?)",
+                        (fs(root), time.time()))
         self.commit()
         return run
 
@@ -326,7 +336,7 @@ class IndexStore(_Catalog):
             f"indexed_at, seen_run) VALUES ({PATH_PARAM}, ?, ?, ?, ?, ?, ?, ?, ?)",
             (fs(path), size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run),
         )
-        image_id = int(cur.lastrowid)
+        image_id = int(cur.lastrowid or 0)
         self._write("INSERT INTO vectors (id, data) VALUES (?, ?)", (image_id, vec.encode(vector)))
         self._added.add(image_id)
         self._dirty = True
@@ -388,13 +398,14 @@ class IndexStore(_Catalog):
         faiss_path = self.index_dir / FAISS_FILE
         plan = self.index_plan()
         same_plan = manifest is not None and (manifest.index_type, manifest.nlist) == (plan.kind, plan.nlist)
-        intact = same_plan and _file_matches(faiss_path, manifest)
-        if intact and manifest.generation == self.generation and manifest.model_id == self.model_id:
+        intact = manifest is not None and same_plan and _file_matches(faiss_path, manifest)
+        if manifest is not None and intact and (manifest.generation, manifest.model_id) == (self.generation,
+                                                                                             self.model_id):
             return  # nothing changed since the last publish
         self.patched = False
         index = None
-        if (intact and manifest.generation == self._start_generation and manifest.model_id == self.model_id
-                and can_patch(plan, removing=bool(self._removed))):
+        if (manifest is not None and intact and manifest.generation == self._start_generation
+                and manifest.model_id == self.model_id and can_patch(plan, removing=bool(self._removed))):
             index = self._apply_changes(faiss_path, plan)
             self.patched = index is not None
         if index is None:
@@ -447,7 +458,7 @@ class IndexStore(_Catalog):
             super().close()
             self._lock.release()
 
-    def __enter__(self) -> "IndexStore":
+    def __enter__(self) -> IndexStore:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

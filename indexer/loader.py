@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,3 +151,44 @@ def _short(exc: BaseException) -> str:
 
 def is_candidate(path: Path | str, extensions: frozenset[str]) -> bool:
     return os.path.splitext(str(path))[1].lower() in extensions
+
+
+@dataclass
+class Loaded:
+    """One file read by ``load_many``: pixels and hash, or why not."""
+
+    path: str
+    pixels: np.ndarray | None  # None when only hashing, or when it failed
+    digest: str | None
+    reason: str | None = None  # why the file could not be read or decoded (a short tag), and the detail
+    detail: str = ""
+
+    @property
+    def problem(self) -> str | None:
+        return None if self.reason is None else self.reason + (f" ({self.detail})" if self.detail else "")
+
+
+def load_many(paths: Iterable[str], workers: int = 2, *, decode_pixels: bool = True,
+              window: int = 64) -> Iterator[Loaded]:
+    """Read, hash and (unless ``decode_pixels`` is False) decode files on ``workers`` threads, in order.
+
+    At most ``window`` files are in flight, so memory stays bounded however many paths there are.
+    """
+
+    def load(path: str) -> Loaded:
+        try:
+            content = read_file(path)
+            pixels = decode(content.data) if decode_pixels else None
+            return Loaded(path, pixels, content.digest, None)
+        except ImageDecodeError as exc:
+            return Loaded(path, None, None, exc.reason, exc.detail)
+
+    pending: deque[Future[Loaded]] = deque()
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="cbir-load") as pool:
+        for path in paths:
+            pending.append(pool.submit(load, path))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+

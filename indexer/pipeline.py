@@ -15,27 +15,19 @@ import logging
 import os
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
 
 import numpy as np
 
 from cbir.errors import ImageDecodeError
 from index_store.store import ImageRow, IndexStore
+from indexer.embedder import Embedder
 from indexer.loader import FileContent, decode, read_file, supported_extensions
 from indexer.walker import FileEntry, Problem, walk_images
 
 log = logging.getLogger(__name__)
-
-
-class EmbedderLike(Protocol):
-    dim: int
-    model_id: str
-
-    def embed(self, batch_rgb_uint8: np.ndarray): ...
-
-    def categories(self, probs: np.ndarray | None) -> list[tuple[str | None, dict[str, float] | None]]: ...
 
 
 @dataclass
@@ -70,7 +62,7 @@ class _Job:
     entry: FileEntry
     row: ImageRow | None  # the catalog row at this path, if any
     digest: str = ""
-    twins: list["_Job"] = field(default_factory=list)  # byte-identical files met while this one decodes
+    twins: list[_Job] = field(default_factory=list)  # byte-identical files met while this one decodes
 
 
 SkipCallback = Callable[[str, str, str], None]
@@ -83,7 +75,7 @@ class IndexRun:
     def __init__(
         self,
         store: IndexStore,
-        embedder: EmbedderLike,
+        embedder: Embedder,
         *,
         batch_size: int = 32,
         workers: int | None = None,
@@ -211,7 +203,7 @@ class IndexRun:
         result = self.embedder.embed(np.stack(pixels))
         categories = self.embedder.categories(result.category_probs) or [(None, None)] * len(jobs)
         done = 0
-        for job, vector, (category, probs) in zip(jobs, result.vectors, categories):
+        for job, vector, (category, probs) in zip(jobs, result.vectors, categories, strict=True):
             for each in (job, *job.twins):
                 self._store(each, vector, category, probs)
                 done += 1

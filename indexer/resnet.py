@@ -20,7 +20,7 @@ KERAS_BN_EPSILON = 1.001e-5
 _BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 
-def build_resnet50() -> "keras.Model":
+def build_resnet50() -> keras.Model:
     """ResNet-50 with the ImageNet classifier on top and no weights loaded."""
     import keras
 
@@ -34,7 +34,7 @@ def preprocess(batch_rgb_uint8: np.ndarray) -> np.ndarray:
     return x
 
 
-def imagenet_trunk(full: "keras.Model") -> "keras.Model":
+def imagenet_trunk(full: keras.Model) -> keras.Model:
     """The network up to global average pooling: image in, 2048 pooled features out."""
     import keras
 

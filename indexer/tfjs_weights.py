@@ -71,7 +71,7 @@ def read_tfjs_weights(model_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     return layers
 
 
-def load_tfjs_into(model: "keras.Model", model_dir: Path) -> None:
+def load_tfjs_into(model: keras.Model, model_dir: Path) -> None:
     """Set every ResNet50 layer of ``model`` from a TF.js export directory."""
     weights = read_tfjs_weights(model_dir)
     expected = {layer.name for layer in model.layers if layer.weights}

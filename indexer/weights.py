@@ -117,7 +117,7 @@ def _valid_cache() -> WeightsFile | None:
     return None
 
 
-def _write_cache(model: "keras.Model", source: str) -> WeightsFile:
+def _write_cache(model: keras.Model, source: str) -> WeightsFile:
     """Save ``model``'s weights into the cache; readers never see a partial file."""
     from index_store.atomic import atomic_write, atomic_write_text
 
@@ -163,7 +163,7 @@ def _from_user_path(path: Path) -> WeightsFile:
     return _write_cache(model, source)
 
 
-def _load_any_h5(model: "keras.Model", path: Path) -> None:
+def _load_any_h5(model: keras.Model, path: Path) -> None:
     """Keras picks the h5 layout by file name; try the legacy one, then Keras 3's."""
     try:
         model.load_weights(path)

@@ -1,10 +1,20 @@
-"""Shared fixtures: the real model (weights provisioned once per machine), real photos."""
+"""Shared fixtures: the real model (weights provisioned once per machine), real photos.
+
+The tests are hermetic: before anything runs, every ``CBIR_*`` variable of the developer's
+shell is dropped, cbir's cache points at a test cache of its own, and each test gets its own
+``CBIR_HOME``. The test cache persists between runs (so a model is exported once per machine,
+not once per run) and is seeded with the weights and exports of the user's cache when those
+are there: both are content-checked files (the weights against their sha256, exports by a
+key of everything they are made from), so reusing them changes no result.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +23,36 @@ from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GALLERY = SHARED / "data" / "gallery"
-FOOD_GROUPS = SHARED / "data" / "retrieval_food_groups"
+TEST_CACHE = Path(tempfile.gettempdir()) / f"cbir-tests-{os.getuid()}" / "cache"
+
+
+def pytest_configure(config) -> None:
+    from cbir.config import cache_dir
+
+    user_cache = cache_dir()  # before the developer's settings are dropped
+    for name in [n for n in os.environ if n.startswith("CBIR_")]:
+        del os.environ[name]
+    os.environ["CBIR_CACHE"] = str(TEST_CACHE)
+    os.environ["CBIR_HOME"] = str(Path(tempfile.gettempdir()) / f"cbir-tests-{os.getuid()}" / "home")
+    _seed_cache(user_cache, TEST_CACHE)
+
+
+def _seed_cache(source: Path, target: Path) -> None:
+    from indexer.weights import CACHE_FILE
+
+    names = [CACHE_FILE, CACHE_FILE + ".json"]
+    names += [f"runtime/{p.name}" for p in (source / "runtime").glob("*")] if (source / "runtime").is_dir() else []
+    for name in names:
+        src, dst = source / name, target / name
+        if src.is_file() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path, monkeypatch) -> None:
+    """Each test's index and data live in its own folder, never in the developer's."""
+    monkeypatch.setenv("CBIR_HOME", str(tmp_path / "cbir-home"))
 
 
 def _skimage_photos() -> dict[str, np.ndarray]:
@@ -27,7 +66,7 @@ def _skimage_photos() -> dict[str, np.ndarray]:
             photos[name] = getattr(skimage.data, name)()
         except Exception:  # a data file that needs a download is simply left out
             continue
-    for name, array in zip(("china", "flower"), load_sample_images().images):
+    for name, array in zip(("china", "flower"), load_sample_images().images, strict=True):
         photos[name] = array
     return photos
 
@@ -47,10 +86,10 @@ def weights_file() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(weights_file):
-    from indexer.embedder import Embedder
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.weights import WeightsFile
 
-    return Embedder(WeightsFile(weights_file, "test"))
+    return KerasEmbedder(WeightsFile(weights_file, "test"))
 
 
 def save_photo(array: np.ndarray, path: Path, **save_kwargs) -> Path:
@@ -81,10 +120,7 @@ def photo_tree(tmp_path, photos) -> Path:
 @pytest.fixture
 def cli_env(tmp_path, weights_file) -> dict[str, str]:
     """Environment for `cbir` subprocesses: private CBIR_HOME, the session's weights and runtime exports."""
-    from cbir.config import cache_dir
-
-    env = dict(os.environ)
-    env["CBIR_CACHE"] = str(cache_dir())  # one LiteRT export per model per machine, not per test
+    env = dict(os.environ)  # CBIR_CACHE is the test cache: one LiteRT export per model per machine
     env["CBIR_HOME"] = str(tmp_path / "cbir-home")
     env["CBIR_WEIGHTS"] = str(weights_file)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"

@@ -1,6 +1,6 @@
 import pytest
 
-from cbir.classification_metrics import classification_report
+from training.classification_metrics import classification_report
 
 
 def test_figures_match_a_hand_computation():

@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import GALLERY, run_cbir
 
-pytestmark = pytest.mark.skipif(not GALLERY.is_dir(), reason="../shared/data/gallery is not present")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not GALLERY.is_dir(), reason="../shared/data/gallery is not present")]
 
 CATEGORIES = ("receipt", "screenshot", "people", "food", "landscape")
 
@@ -37,7 +38,7 @@ def test_gallery_queries_return_mostly_their_own_category(cli_env):
     from index_store import IndexReader
 
     reader = IndexReader.open(Path(cli_env["CBIR_HOME"]) / "index")
-    ids, vectors = zip(*reader.iter_vectors())
+    ids, vectors = zip(*reader.iter_vectors(), strict=True)
     ids, vectors = np.concatenate(ids), np.concatenate(vectors)
     rows = reader.rows_by_ids([int(i) for i in ids])
     reader.close()

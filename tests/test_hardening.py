@@ -155,7 +155,7 @@ def _hostile_tree(tmp_path: Path, photos) -> tuple[Path, list[Path]]:
     root = tmp_path / "photos"
     root.mkdir()
     paths = []
-    for name, source in zip(HOSTILE_NAMES, ("chelsea", "coffee", "astronaut", "china")):
+    for name, source in zip(HOSTILE_NAMES, ("chelsea", "coffee", "astronaut", "china"), strict=True):
         path = Path(os.fsdecode(os.fsencode(root) + b"/" + name))
         save_photo(photos[source], path)
         paths.append(path)
@@ -190,7 +190,7 @@ def test_names_that_are_not_utf8_or_hold_tabs_and_newlines_are_indexed_queried_a
 
 
 def test_hostile_names_are_moved_and_put_back_exactly(tmp_path, photos, cli_env):
-    root, paths = _hostile_tree(tmp_path, photos)
+    root, _paths = _hostile_tree(tmp_path, photos)
     _index(root, cli_env)
     before = snapshot(root)
     proc = subprocess.run([sys.executable, "-m", "cbir", "clean", "--category", "all", "--min-confidence", "0",

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 
 from tests.bad_inputs import make_bad_corpus
 from tests.conftest import run_cbir, save_photo
@@ -87,11 +88,12 @@ def test_bad_inputs_are_skipped_with_reasons_and_indexing_goes_on(photos, cli_en
     summary = json.loads(proc.stdout)
     assert summary["added"] == 2  # good.jpg and coffee.png
     for name, reason in expected.items():
-        line = next((l for l in proc.stderr.splitlines() if l.startswith(f"cbir: skipped {root / name}:")), None)
+        line = next((ln for ln in proc.stderr.splitlines() if ln.startswith(f"cbir: skipped {root / name}:")), None)
         assert line is not None and reason in line, (name, proc.stderr)
     assert sum(summary["skipped"].values()) == len(expected)
 
 
+@pytest.mark.slow
 def test_killed_index_leaves_a_usable_index_and_a_rerun_completes(photos, cli_env, tmp_path):
     root = tmp_path / "many"
     count = 0

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cbir.retrieval_metrics import leave_one_out
+from training.retrieval_metrics import leave_one_out
 
 
 def test_leave_one_out_matches_a_hand_computation():

@@ -13,21 +13,24 @@ import pytest
 
 from tests.conftest import run_cbir, save_photo
 
+pytestmark = pytest.mark.slow  # model exports and cold processes: minutes on 2 cores
+
 
 @pytest.fixture(scope="module")
 def default_keras(weights_file):
-    from indexer.embedder import Embedder
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.model import resolve_model
     from indexer.weights import WeightsFile
 
-    return Embedder(WeightsFile(weights_file, "test"), resolve_model("default"))
+    return KerasEmbedder(WeightsFile(weights_file, "test"), resolve_model("default"))
 
 
 def test_export_is_checked_cached_and_faithful_on_real_photos(weights_file, default_keras, photos, tmp_path,
                                                               monkeypatch):
-    from indexer.embedder import LiteEmbedder, load_embedder
+    from indexer.embedder import load_embedder
+    from indexer.lite_embedder import LiteEmbedder
+    from indexer.lite_export import MIN_COSINE, runtime_files, runtime_key
     from indexer.model import resolve_model
-    from indexer.runtime import MIN_COSINE, runtime_files, runtime_key
     from indexer.weights import WeightsFile
 
     monkeypatch.setenv("CBIR_CACHE", str(tmp_path / "cache"))
@@ -46,9 +49,11 @@ def test_export_is_checked_cached_and_faithful_on_real_photos(weights_file, defa
     assert isinstance(again, LiteEmbedder) and files.model.stat().st_mtime_ns == stamp
 
     # Fidelity on photos the check never saw (other sizes and crops of the library photos).
-    from indexer.loader import decode
     import io
+
     from PIL import Image
+
+    from indexer.loader import decode
 
     def pixels(array):
         buf = io.BytesIO()
@@ -64,8 +69,8 @@ def test_export_is_checked_cached_and_faithful_on_real_photos(weights_file, defa
 
 
 def test_a_changed_head_or_trunk_gets_a_new_export_beside_the_model(tmp_path, weights_file):
+    from indexer.lite_export import runtime_files, runtime_key
     from indexer.model import default_model_dir, resolve_model
-    from indexer.runtime import runtime_files, runtime_key
 
     folder = tmp_path / "mine"
     shutil.copytree(default_model_dir(), folder)
@@ -102,7 +107,7 @@ def test_cold_query_never_imports_tensorflow_and_engines_agree(photo_tree, cli_e
     assert "load the model (keras)" in phases and "load the search index" in phases and phases[-1].startswith("in all")
     lite_hits, keras_hits = json.loads(lite.stdout), json.loads(keras.stdout)
     assert [h["path"] for h in lite_hits] == [h["path"] for h in keras_hits]
-    assert all(abs(a["score"] - b["score"]) < 0.02 for a, b in zip(lite_hits, keras_hits))
+    assert all(abs(a["score"] - b["score"]) < 0.02 for a, b in zip(lite_hits, keras_hits, strict=True))
 
 
 def test_unknown_runtime_is_a_usage_error(photo_tree, cli_env):

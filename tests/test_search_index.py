@@ -40,7 +40,7 @@ def _search(index_dir, queries: np.ndarray, k: int = 10) -> np.ndarray:
 
 
 def _recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth)]))
+    return float(np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth, strict=True)]))
 
 
 def test_auto_is_exact_up_to_the_limit_then_approximate():
@@ -73,6 +73,7 @@ def test_ivf_index_keeps_recall_and_is_patched_in_place(tmp_path):
         run = store.begin_run("/photos")
         new_ids = [store.add(f"/photos/new{i}.jpg", 1, 1, f"n{i}", v, run) for i, v in enumerate(extra)]
         store.finish()
+        assert store.patched  # patched in place, not silently rebuilt
     assert read_manifest(tmp_path).count == 3800
     found = _search(tmp_path, queries, k=50)
     assert not removed & set(found.ravel().tolist())
@@ -86,6 +87,7 @@ def test_hnsw_rebuilds_on_removal_and_type_changes_rebuild(tmp_path):
     with IndexStore.open(tmp_path, "model-a", DIM) as store:
         store.remove(ids[0])
         store.finish()
+        assert not store.patched  # HNSW cannot remove: rebuilt
     assert ids[0] not in _search(tmp_path, vectors[:1], k=10)[0]
     assert _search(tmp_path, vectors[1:2], k=1)[0][0] == ids[1]
 

@@ -16,7 +16,7 @@ def test_split_is_stratified_and_covers_every_image_once():
     paths, labels = _data()
     split = stratified_split(paths, labels, val_fraction=0.2, test_fraction=0.25, seed=7)
     assert sorted(split.train + split.val + split.test) == sorted(paths)
-    label_of = dict(zip(paths, labels))
+    label_of = dict(zip(paths, labels, strict=True))
     test = Counter(label_of[p] for p in split.test)
     val = Counter(label_of[p] for p in split.val)
     assert test["food"] == 10 and val["food"] == 8  # 25% and 20% of 40

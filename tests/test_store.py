@@ -122,10 +122,11 @@ def test_incremental_publish_matches_a_full_rebuild(tmp_path):
         store.replace_content(ids[1], 1, 1, "changed", vectors[2], run)
         added = store.add("/photos/more.jpg", 1, 1, "hm", _unit(rng)[0], run)
         store.finish()
+        assert store.patched  # the published file was patched, not rebuilt
     reader = IndexReader.open(tmp_path)
     patched = reader._fresh_faiss()
     assert patched is not None and patched.ntotal == 20
-    stored = {int(i): v for chunk_ids, chunk in reader.iter_vectors() for i, v in zip(chunk_ids, chunk)}
+    stored = {int(i): v for chunk_ids, chunk in reader.iter_vectors() for i, v in zip(chunk_ids, chunk, strict=True)}
     assert ids[0] not in stored and added in stored
     for image_id, vector in stored.items():
         np.testing.assert_allclose(patched.reconstruct(image_id), vector, atol=1e-6)
@@ -142,7 +143,7 @@ def test_sweep_removes_only_unseen_files_under_the_root(tmp_path):
         store.mark_seen(ids[2], run)
         assert store.finish_root("/photos", run) == 2
         store.finish()
-        assert {r for r in store.rows_by_ids(ids + [other])} == {ids[0], ids[2], other}
+        assert set(store.rows_by_ids([*ids, other])) == {ids[0], ids[2], other}
 
 
 def test_category_columns_round_trip(tmp_path):

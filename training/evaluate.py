@@ -12,19 +12,18 @@ model's pooled features as the embedding.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from cbir.classification_metrics import ClassificationReport, classification_report
-from cbir.errors import ImageDecodeError, UsageError
-from cbir.retrieval_metrics import RetrievalReport, leave_one_out
-from indexer.dataset import embed_labelled, list_labelled_images
-from indexer.loader import read_file
+from cbir.errors import UsageError
+from indexer.labelled import embed_labelled, list_labelled_images
+from indexer.loader import load_many
 from indexer.model import ModelRef
+from training.classification_metrics import ClassificationReport, classification_report
+from training.retrieval_metrics import RetrievalReport, leave_one_out
 from training.split import SPLIT_FILE, Split
 
 
@@ -74,7 +73,7 @@ def evaluate(
     embedder,
     *,
     retrieval: bool = True,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> EvaluationReport:
     root = Path(data_dir).expanduser().resolve()
@@ -87,8 +86,8 @@ def evaluate(
     if trained_on and not retrieval:
         # Only classification is wanted: hash first, so training images are never decoded.
         digests = _hash_files([p for p, _ in items])
-        held_back = [item for item, digest in zip(items, digests) if digest in trained_on]
-        items = [item for item, digest in zip(items, digests) if digest not in trained_on]
+        held_back = [item for item, digest in zip(items, digests, strict=True) if digest in trained_on]
+        items = [item for item, digest in zip(items, digests, strict=True) if digest not in trained_on]
     if on_total:
         on_total(len(items))
     data = embed_labelled(items, embedder, on_progress=on_progress)
@@ -96,7 +95,7 @@ def evaluate(
         raise UsageError(f"no readable images in {root} to evaluate")
     # Paths whose content trained this model (its train or validation split), from the hashes
     # computed while embedding: the files are read once.
-    seen = {path for path, digest in zip(data.paths, data.digests) if digest in trained_on}
+    seen = {path for path, digest in zip(data.paths, data.digests, strict=True) if digest in trained_on}
 
     classification, scope = None, "not run"
     known = set(model.classes)
@@ -118,7 +117,7 @@ def evaluate(
                          "split) and are left out of classification"
                          + ("; retrieval uses every image, so it is optimistic for a fine-tuned trunk"
                             if retrieval and model.trunk_file else ""))
-        if keep:
+        if keep and data.category_probs is not None:
             predicted = [model.classes[int(j)] for j in np.argmax(data.category_probs[keep], axis=1)]
             classification = classification_report([data.labels[i] for i in keep], predicted, model.classes)
         else:
@@ -137,11 +136,4 @@ def _recorded_split(model: ModelRef) -> Split | None:
 
 def _hash_files(paths: list[str]) -> list[str | None]:
     """Content hashes, the same ones training recorded; None for unreadable files (embedding reports them)."""
-    def digest(path: str) -> str | None:
-        try:
-            return read_file(path).digest
-        except ImageDecodeError:
-            return None
-
-    with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(digest, paths))
+    return [loaded.digest for loaded in load_many(paths, 4, decode_pixels=False)]

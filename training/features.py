@@ -8,13 +8,13 @@ original, so the head still sees augmentation although the trunk runs only
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from training.augment import augment
-from training.dataset import DatasetCheck
+from training.data_check import DatasetCheck
 
 
 @dataclass
@@ -37,7 +37,7 @@ def extract_features(
     copies: int = 0,
     augmenter=None,
     batch_size: int = 32,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> Features:
     started = time.perf_counter()
     vectors: list[np.ndarray] = []

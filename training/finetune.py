@@ -12,7 +12,7 @@ import numpy as np
 
 from indexer.resnet import preprocess
 from training.augment import augment
-from training.dataset import DatasetCheck
+from training.data_check import DatasetCheck
 
 FINE_TUNE_MODES = ("head", "top", "all")
 # Relative cost of one training image against one inference image: the

@@ -1,9 +1,11 @@
-"""A tqdm bar on stderr driven by Keras' fit loop (Keras' own bar would write to stdout)."""
+"""Progress driven by Keras' fit loop (Keras' own bar would write to stdout, which is for results)."""
 
 from __future__ import annotations
 
+from training.progress import Progress
 
-def fit_progress(bar, phase: str):
+
+def fit_progress(bar: Progress):
     """A Keras callback that advances ``bar`` per batch and shows the latest epoch's figures."""
     import keras
 
@@ -14,10 +16,9 @@ def fit_progress(bar, phase: str):
         def on_epoch_end(self, epoch, logs=None) -> None:
             logs = logs or {}
             shown = {k: f"{logs[k]:.3f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
-            bar.set_postfix(epoch=epoch + 1, **shown, refresh=False)
+            bar.set_postfix(epoch=epoch + 1, **shown)
 
         def on_train_end(self, logs=None) -> None:
             bar.close()
 
-    bar.set_description(phase)
     return FitProgress()

@@ -18,7 +18,7 @@ def plot_curves(phases: list[dict], path: Path) -> Path:
     """Loss and accuracy per epoch, train and validation, phases one after another."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         offset = 0
         for i, phase in enumerate(phases):
             history = phase["history"]

@@ -51,7 +51,7 @@ class Split:
         return path
 
     @classmethod
-    def load(cls, directory: Path) -> "Split":
+    def load(cls, directory: Path) -> Split:
         data = json.loads((directory / SPLIT_FILE).read_text())
         return cls(int(data["seed"]), float(data["val_fraction"]), float(data["test_fraction"]),
                    list(data["train"]), list(data["val"]), list(data["test"]), dict(data.get("hashes", {})))
@@ -67,7 +67,7 @@ def stratified_split(
     val: list[str] = []
     test: list[str] = []
     by_class: dict[str, list[str]] = {}
-    for path, label in zip(relpaths, labels):
+    for path, label in zip(relpaths, labels, strict=True):
         by_class.setdefault(label, []).append(path)
     for label, paths in sorted(by_class.items()):
         paths = sorted(paths)
@@ -90,4 +90,4 @@ def stratified_split(
 def _share(n: int, fraction: float) -> int:
     if fraction <= 0:
         return 0
-    return max(1, int(round(n * fraction))) if n >= 3 else 0
+    return max(1, round(n * fraction)) if n >= 3 else 0

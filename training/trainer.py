@@ -22,10 +22,10 @@ import numpy as np
 
 from cbir import __version__
 from cbir.errors import UsageError
-from cbir.progress import progress_bar
 from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, HEAD_FILE, TRUNK_FILE, ModelRef
 from indexer.resnet import EMBEDDING_DIM, INPUT_SIZE
-from training.dataset import DatasetCheck, check_dataset
+from training.data_check import DatasetCheck, check_dataset
+from training.progress import ProgressFactory, no_progress
 from training.split import SPLIT_FILE, Split, stratified_split
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class TrainOptions:
     name: str | None = None
     notes: list[str] = field(default_factory=list)
     weights: str | None = None
-    quiet: bool = False
+    progress: ProgressFactory = no_progress  # the CLI passes one that draws bars on stderr
 
 
 @dataclass
@@ -79,9 +79,11 @@ def train(options: TrainOptions) -> TrainResult:
         raise UsageError(f"{out_dir} already exists and is not empty; choose a new --out folder")
     started = time.perf_counter()
 
-    with progress_bar(disable=options.quiet) as bar:
-        bar.set_description("checking images")
+    bar = options.progress("checking images", None, "img")
+    try:
         data = check_dataset(options.data_dir, min_per_class=options.min_per_class, on_progress=bar.update)
+    finally:
+        bar.close()
     _report_data(data, options.min_per_class)
     split = stratified_split([i.relpath for i in data.images], [i.label for i in data.images],
                              val_fraction=options.val_fraction, test_fraction=options.test_fraction,
@@ -117,7 +119,8 @@ def _report_data(data: DatasetCheck, min_per_class: int) -> None:
 def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainOptions, started: float) -> dict:
     import keras
 
-    from indexer.embedder import Embedder, weights_digest
+    from indexer.embedder import weights_digest
+    from indexer.keras_embedder import KerasEmbedder
     from indexer.weights import ensure_weights
     from training.augment import build_augmenter
     from training.features import extract_features
@@ -134,30 +137,32 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
     class_weight = _balanced_weights(labels[idx["train"]], len(classes))
     log.info("class weights: %s", ", ".join(f"{c} {class_weight[i]:.2f}" for c, i in class_index.items()))
 
-    embedder = Embedder(ensure_weights(options.weights))
+    embedder = KerasEmbedder(ensure_weights(options.weights))
     augmenter = build_augmenter(options.seed)
     copies = options.augment_copies
     passes = len(idx["train"]) * (1 + copies) + len(idx["val"])
     log.info("computing frozen ResNet-50 features: %d passes (%d training images x %d, %d validation), "
              "about %s", passes, len(idx["train"]), 1 + copies, len(idx["val"]),
              _duration(passes / _measure_rate(embedder, data)))
-    with progress_bar(passes, disable=options.quiet) as bar:
-        bar.set_description("features")
+    bar = options.progress("features", passes, "img")
+    try:
         train_f = extract_features(embedder, data, idx["train"], class_index, copies=copies,
                                    augmenter=augmenter, batch_size=options.batch_size, on_progress=bar.update)
         val_f = extract_features(embedder, data, idx["val"], class_index, batch_size=options.batch_size,
                                  on_progress=bar.update)
+    finally:
+        bar.close()
     rate = (len(train_f.vectors) + len(val_f.vectors)) / max(train_f.seconds + val_f.seconds, 1e-9)
     log.info("features at %.1f images/s", rate)
 
     head = build_head(len(classes))
     head_lr = options.learning_rate if options.fine_tune == "head" and options.learning_rate else 1e-3
     steps = -(-len(train_f.vectors) // options.batch_size)
-    bar = progress_bar(steps * options.head_epochs, disable=options.quiet, unit="step")
+    bar = options.progress("head", steps * options.head_epochs, "step")
     head_history = fit_head(head, train_f.vectors, train_f.labels, val_f.vectors, val_f.labels,
                             class_weight=class_weight, epochs=options.head_epochs,
                             patience=options.patience or 20, learning_rate=head_lr,
-                            batch_size=options.batch_size, callbacks=[fit_progress(bar, "head")])
+                            batch_size=options.batch_size, callbacks=[fit_progress(bar)])
     phases = [_phase("head", head_history, head_lr, frozen="whole ResNet-50 (features computed once)")]
 
     mode = options.fine_tune
@@ -168,12 +173,12 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
         log.info("fine-tuning (%s) for up to %d epochs, about %s per epoch on this machine, %s at most",
                  mode, epochs, _duration(per_epoch), _duration(per_epoch * epochs))
         steps = -(-len(idx["train"]) // options.fine_tune_batch_size)
-        bar = progress_bar(steps * epochs, disable=options.quiet, unit="step")
+        bar = options.progress(f"fine-tune {mode}", steps * epochs, "step")
         history = fine_tune(embedder.trunk, head, data, idx["train"], labels[idx["train"]], idx["val"],
                             labels[idx["val"]], mode=mode, class_weight=class_weight, augmenter=augmenter,
                             epochs=epochs, learning_rate=lr, patience=options.patience or 3,
                             batch_size=options.fine_tune_batch_size, seed=options.seed,
-                            callbacks=[fit_progress(bar, f"fine-tune {mode}")])
+                            callbacks=[fit_progress(bar)])
         frozen = "BatchNormalization layers" + ("" if mode == "all" else " and stages 1-4")
         phases.append(_phase(f"fine-tune {mode}", history, lr, frozen=frozen))
 
@@ -192,7 +197,7 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
     _write_card(staging, card)
 
     # Measure what was saved, loaded back the way every other command loads it.
-    final = Embedder(embedder.weights, ModelRef(str(staging), staging, card))
+    final = KerasEmbedder(embedder.weights, ModelRef(str(staging), staging, card))
     card["metrics"] = {"test": _test_metrics(final, data, idx["test"], classes, staging)}
     card["model_id"] = final.model_id
     card["trained"]["seconds"] = round(time.perf_counter() - started, 1)
@@ -201,7 +206,7 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
 
 
 def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], classes: list[str], staging: Path) -> dict:
-    from cbir.classification_metrics import classification_report
+    from training.classification_metrics import classification_report
     from training.plots import plot_confusion
 
     if not test_idx:

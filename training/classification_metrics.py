@@ -42,7 +42,7 @@ class ClassificationReport:
     def confusion_table(self) -> str:
         width = max(8, *(len(c) for c in self.classes)) + 2
         lines = ["true \\ predicted".ljust(width) + "".join(f"{c[:width - 2]:>{width}}" for c in self.classes)]
-        for name, row in zip(self.classes, self.confusion):
+        for name, row in zip(self.classes, self.confusion, strict=True):
             lines.append(f"{name:<{width}}" + "".join(f"{n:>{width}d}" for n in row))
         return "\n".join(lines)
 
@@ -62,7 +62,7 @@ def classification_report(y_true: list[str], y_pred: list[str], classes: list[st
         averages[average] = {"precision": float(ap), "recall": float(ar), "f1": float(af),
                              "support": int(np.sum(s))}
     matrix = confusion_matrix(y_true, y_pred, labels=classes) if y_true else np.zeros((len(classes),) * 2, int)
-    accuracy = float(np.mean([t == q for t, q in zip(y_true, y_pred)])) if y_true else 0.0
+    accuracy = float(np.mean([t == q for t, q in zip(y_true, y_pred, strict=True)])) if y_true else 0.0
     return ClassificationReport(list(classes), per_class, averages["macro"], averages["weighted"], accuracy,
                                 matrix.astype(int).tolist(), len(y_true))
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from cbir.errors import ImageDecodeError, UsageError
-from indexer.dataset import class_folders, list_labelled_images
-from indexer.loader import load_image
+from cbir.errors import UsageError
+from indexer.labelled import class_folders, list_labelled_images
+from indexer.loader import load_image, load_many
 
 # Decoded images kept in memory up to this size (150 KB each at 224x224x3).
 PIXEL_CACHE_BYTES = 2 << 30
@@ -44,7 +43,7 @@ class DatasetCheck:
 
     @property
     def counts(self) -> dict[str, int]:
-        counts = {c: 0 for c in self.classes}
+        counts = dict.fromkeys(self.classes, 0)
         for image in self.images:
             counts[image.label] += 1
         return counts
@@ -79,7 +78,7 @@ def check_dataset(
     *,
     min_per_class: int = 5,
     workers: int | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
     keep_pixels: bool = True,
 ) -> DatasetCheck:
     """Decode every image under ``root/<class>/``; raise UsageError if fewer than two classes remain."""
@@ -88,26 +87,20 @@ def check_dataset(
     items = list_labelled_images(root)
     keep = keep_pixels and len(items) * 224 * 224 * 3 <= PIXEL_CACHE_BYTES
 
-    def load(item: tuple[str, str]):
-        try:
-            pixels, digest = load_image(item[0])
-            return item, pixels, digest, None
-        except ImageDecodeError as exc:
-            return item, None, None, exc.reason + (f" ({exc.detail})" if exc.detail else "")
-
     good: list[LabelledImage] = []
     arrays: list[np.ndarray] = []
     problems: list[tuple[str, str]] = []
-    with ThreadPoolExecutor(workers or max(2, os.cpu_count() or 2)) as pool:
-        for (path, label), pixels, digest, reason in pool.map(load, items):
-            if pixels is None:
-                problems.append((path, reason))
-            else:
-                good.append(LabelledImage(path, Path(path).relative_to(root).as_posix(), label, digest))
-                if keep:
-                    arrays.append(pixels)
-            if on_progress:
-                on_progress(1)
+    label_of = dict(items)
+    for loaded in load_many([path for path, _ in items], workers or max(2, os.cpu_count() or 2)):
+        if loaded.pixels is None:
+            problems.append((loaded.path, loaded.problem or "unreadable"))
+        else:
+            good.append(LabelledImage(loaded.path, Path(loaded.path).relative_to(root).as_posix(),
+                                      label_of[loaded.path], loaded.digest or ""))
+            if keep:
+                arrays.append(loaded.pixels)
+        if on_progress:
+            on_progress(1)
     counts: dict[str, int] = {}
     for image in good:
         counts[image.label] = counts.get(image.label, 0) + 1

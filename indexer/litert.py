@@ -30,7 +30,7 @@ QUANTIZATIONS = ("float32", "float16", "dynamic-int8")
 DEFAULT_QUANTIZATION = "float32"
 
 
-def export_tflite(net: "keras.Model", quantization: str = DEFAULT_QUANTIZATION,
+def export_tflite(net: keras.Model, quantization: str = DEFAULT_QUANTIZATION,
                   calibration: np.ndarray | None = None) -> bytes:
     """Convert ``net`` (float input, any number of outputs) to a TFLite flatbuffer.
 

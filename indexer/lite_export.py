@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from cbir.config import cache_dir
-from indexer.engine import inference_threads
-from indexer.lite import DEFAULT_QUANTIZATION
+from indexer.litert import DEFAULT_QUANTIZATION
 from indexer.model import DEFAULT_MODEL, IMAGENET_MODEL, ModelRef, slug
+from indexer.runtime_choice import inference_threads
 from indexer.weights import file_sha256
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,8 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
         return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
     cosine = (unit(reference[0]) * unit(candidate[0])).sum(axis=1)
-    agreement = [float((r.argmax(1) == c.argmax(1)).mean()) for r, c in zip(reference[1:], candidate[1:])]
-    return {"images": int(len(cosine)), "min_cosine": round(float(cosine.min()), 5),
+    agreement = [float((r.argmax(1) == c.argmax(1)).mean()) for r, c in zip(reference[1:], candidate[1:], strict=True)]
+    return {"images": len(cosine), "min_cosine": round(float(cosine.min()), 5),
             "mean_cosine": round(float(cosine.mean()), 5),
             "top1_agreement": [round(a, 4) for a in agreement]}
 
@@ -100,7 +100,7 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
 def build_export(keras_embedder, files: RuntimeFiles, quantization: str = DEFAULT_QUANTIZATION) -> dict:
     """Export, check against Keras on the check photos, and cache the result (faithful or not)."""
     from index_store.atomic import atomic_write, atomic_write_text
-    from indexer.lite import LiteNet, export_tflite
+    from indexer.litert import LiteNet, export_tflite
     from indexer.resnet import preprocess
 
     started = time.monotonic()
@@ -108,7 +108,8 @@ def build_export(keras_embedder, files: RuntimeFiles, quantization: str = DEFAUL
     x = preprocess(check_images())
     reference = keras_embedder.raw_outputs(x)
     check = compare(reference, LiteNet(data, threads=inference_threads())(x))
-    faithful = check["min_cosine"] >= MIN_COSINE and all(a >= MIN_CATEGORY_AGREEMENT for a in check["top1_agreement"][-1:])
+    faithful = (check["min_cosine"] >= MIN_COSINE
+                and all(a >= MIN_CATEGORY_AGREEMENT for a in check["top1_agreement"][-1:]))
     meta = {
         "format": EXPORT_FORMAT, "key": files.key, "quantization": quantization, "faithful": faithful,
         "model_id": keras_embedder.model_id, "model_ref": keras_embedder.model.ref,

@@ -38,7 +38,7 @@ def leave_one_out(
     n = len(vectors)
     # The query itself sorts last; keep it out of the ranking even when n is small.
     depth = min(max(max(ks), 10), n - 1)
-    hits = {k: 0 for k in ks}
+    hits = dict.fromkeys(ks, 0)
     ap_sum = 0.0
     queries = 0
     for start in range(0, n, chunk):

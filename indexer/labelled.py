@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from cbir.errors import ImageDecodeError, UsageError
-from indexer.loader import load_image, supported_extensions
+from cbir.errors import UsageError
+from indexer.loader import Loaded, load_many, supported_extensions
 from indexer.walker import FileEntry, walk_images
 
 
@@ -60,31 +59,38 @@ def list_labelled_images(root: Path) -> list[tuple[str, str]]:
 
 def embed_labelled(
     items: list[tuple[str, str]], embedder, batch_size: int = 32, workers: int = 2,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], object] | None = None,
 ) -> LabelledEmbeddings:
-    vectors, probs, labels, paths, skipped, digests = [], [], [], [], [], []
+    vectors: list[np.ndarray] = []
+    probs: list[np.ndarray] = []
+    labels: list[str] = []
+    paths: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    digests: list[str] = []
+    label_of = dict(items)
+    batch: list[Loaded] = []
 
-    def load(item):
-        try:
-            return item, load_image(item[0]), None
-        except ImageDecodeError as exc:
-            return item, None, exc.reason
+    def flush() -> None:
+        result = embedder.embed(np.stack([b.pixels for b in batch if b.pixels is not None]))
+        vectors.append(result.vectors)
+        if result.category_probs is not None:
+            probs.append(result.category_probs)
+        paths.extend(b.path for b in batch)
+        labels.extend(label_of[b.path] for b in batch)
+        digests.extend(b.digest or "" for b in batch)
+        batch.clear()
 
-    with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(items), batch_size):
-            batch = list(pool.map(load, items[start : start + batch_size]))
-            good = [(item, loaded) for item, loaded, _ in batch if loaded is not None]
-            skipped += [(item[0], reason) for item, px, reason in batch if px is None]
-            if good:
-                result = embedder.embed(np.stack([pixels for _, (pixels, _) in good]))
-                vectors.append(result.vectors)
-                if result.category_probs is not None:
-                    probs.append(result.category_probs)
-                paths += [item[0] for item, _ in good]
-                labels += [item[1] for item, _ in good]
-                digests += [digest for _, (_, digest) in good]
-            if on_progress:
-                on_progress(len(batch))
+    for loaded in load_many([path for path, _ in items], workers):
+        if loaded.pixels is None:
+            skipped.append((loaded.path, loaded.reason or "unreadable"))
+        else:
+            batch.append(loaded)
+            if len(batch) == batch_size:
+                flush()
+        if on_progress:
+            on_progress(1)
+    if batch:
+        flush()
     return LabelledEmbeddings(
         np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), np.float32),
         labels, paths,
