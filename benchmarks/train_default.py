@@ -1,10 +1,15 @@
-"""Reproduce cbir's shipped default model (the five gallery categories) and print its test figures.
+"""Reproduce cbir's shipped default model (the five gallery categories, and "other") and print its test figures.
 
-    python -m benchmarks.train_default [--data ../shared/data/gallery] [--out DIR] [--install]
+    python -m benchmarks.train_default [--data ../shared/data/gallery] [--other ../shared/data/other]
+                                       [--extra DIR] [--out DIR] [--install]
 
-Trains with the recipe below through the same pipeline as `cbir train`,
-then prints the test-split classification report. With --install the result
-replaces the model shipped in cbir/data/models/gallery.
+Trains with the recipe below through the same pipeline as `cbir train`: the
+gallery's five categories, topped up with the people and landscape photos of
+``python -m benchmarks.extra_photos`` (fetched into --extra when missing), and
+the photos of none of them in ../shared/data/other as the negatives. Then it
+prints the test-split figures: classification over the categories and
+"other", and what a clean at the default threshold would move. With --install
+the result replaces the model shipped in cbir/data/models/gallery.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,11 +40,15 @@ RECIPE = {
 }
 NOTES = [
     "Trained on cbir's development gallery (../shared/data/gallery): 268 real photos from Debian, PyPI "
-    "and npm packages, small and unbalanced (food 105, screenshot 78, receipt 59, people 13, landscape 13).",
+    "and npm packages, small and unbalanced (food 105, screenshot 78, receipt 59, people 13, landscape 13), "
+    "plus 15 people and 10 landscape photos from Debian and PyPI packages (benchmarks/extra_photos.py), and "
+    "220 real photos of none of the categories as 'other' (../shared/data/other: animals, objects, "
+    "interiors, plants, vehicles, buildings, misc).",
     "No real receipt photos ship in any package: the receipt class is trained on real scanned and "
     "photographed documents (tesseract, leptonica, unpaper and ocrmypdf test images). Expect it to "
     "catch documents in general, and to be less sure of real till receipts.",
-    "Test figures come from 41 held-out images (2 each for people and landscape): treat them as rough.",
+    "Test figures come from a held-out split of every class and of 'other' (people and landscape have 4 "
+    "test photos each): treat per-class figures as rough; benchmarks/open_set.py gives cross-validated ones.",
     "Fine-tune mode 'head' was chosen so the default ships inside the package (kilobytes) and works offline "
     "with the ImageNet weights cbir provisions; `cbir train --fine-tune top|all` gives a fine-tuned trunk.",
 ]
@@ -47,6 +57,10 @@ NOTES = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gallery")
+    parser.add_argument("--other", type=Path, default=ROOT.parent / "shared" / "data" / "other",
+                        help="photos of none of the categories (the negatives)")
+    parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos",
+                        help="the extra people and landscape photos (fetched here when missing)")
     parser.add_argument("--out", type=Path, default=None, help="model folder to write (default: a temp folder)")
     parser.add_argument("--install", action="store_true", help="replace cbir/data/models/gallery with the result")
     parser.add_argument("--weights", default=None, help="ResNet-50 ImageNet weights (default: as cbir finds them)")
@@ -61,11 +75,21 @@ def main() -> None:
 
     from training.trainer import CARD_FILE, TrainOptions, train
 
+    if not (args.extra / "manifest.csv").is_file():
+        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(args.extra)], check=True, cwd=ROOT)
+    combined = Path(tempfile.mkdtemp(prefix="cbir-default-data-"))
+    for source in (args.data, args.extra):  # one folder per class, linking to the real files
+        for path in sorted(source.glob("*/*")):
+            if path.is_file() and path.parent.name != "other":
+                (combined / path.parent.name).mkdir(exist_ok=True)
+                (combined / path.parent.name / path.name).symlink_to(path.resolve())
     out = args.out or Path(tempfile.mkdtemp(prefix="cbir-default-")) / "gallery"
-    result = train(TrainOptions(args.data, out, name="gallery", notes=NOTES, weights=args.weights, **RECIPE))
+    result = train(TrainOptions(combined, out, name="gallery", notes=NOTES, weights=args.weights,
+                                other=[args.other], **RECIPE))
     card = result.card
     # The card names where the data lies relative to the repository, not on this machine.
-    card["data"]["root"] = "../shared/data/gallery"
+    card["data"]["root"] = "../shared/data/gallery + benchmarks/extra_photos.py"
+    card["data"]["other"] = "../shared/data/other"
     card["recipe"] = {"script": "benchmarks/train_default.py", **RECIPE}
     (result.out_dir / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
 
@@ -73,13 +97,14 @@ def main() -> None:
 
     test = card["metrics"]["test"]
     report = ClassificationReport(
-        card["classes"], test["per_class"], test["macro_avg"], test["weighted_avg"], test["accuracy"],
-        test["confusion_matrix"]["rows_true_columns_predicted"], test["samples"],
+        test["confusion_matrix"]["labels"], test["per_class"], test["macro_avg"], test["weighted_avg"],
+        test["accuracy"], test["confusion_matrix"]["rows_true_columns_predicted"], test["samples"],
     )
     print(f"default model: {result.out_dir} ({result.seconds:.0f} s, {card['trained']['device']})")
     print(f"split: {card['split']['counts']}")
     print(report.table())
     print(report.confusion_table())
+    print(json.dumps({k: test[k] for k in ("categories_only", "open_set") if k in test}, indent=2))
     if args.install:
         target = ROOT / "cbir" / "data" / "models" / "gallery"
         shutil.rmtree(target, ignore_errors=True)

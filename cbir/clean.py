@@ -20,6 +20,7 @@ from cbir.errors import UsageError, mixed_models
 from cbir.safe_move import MoveError, file_hash, free_name, link_free, move_file, partial_path, remove_name
 from index_store.journal import UNSETTLED_STATES, Journal, MoveRow, PlannedMove
 from index_store.store import IndexStore
+from indexer.categorizer import OTHER
 from indexer.model import class_name_problem
 
 
@@ -44,6 +45,7 @@ IndexFolders = Callable[[object, list[str], bool], object]
 class CleanPlan:
     moves: list[PlannedMove] = field(default_factory=list)
     below_confidence: int = 0
+    no_category: int = 0  # judged "other": none of the model's categories; never moved
     already_sorted: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
@@ -69,17 +71,27 @@ def _under(path: str, folder: str) -> bool:
 def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -> tuple[CleanPlan, list[str]]:
     """Check the model and categories, index what changed in scope, then plan; returns (plan, categories).
 
-    The model is loaded only when something must be embedded, or to check a model other than the index's.
+    The network is loaded only when something must be embedded, or to check that a model on another
+    trunk is not mixed in. A model with another head on the index's trunk (a newer default model, say)
+    recomputes the stored categories from the stored vectors first.
     """
-    from indexer.model import resolve_model
+    from cbir.session import recategorize
+    from index_store.catalog import trunk_of
+    from indexer.model import head_id, resolve_model
     from indexer.pipeline import count_pending
 
     store, status = session.store, session.status
     ref = resolve_model(request.model, status.model)
-    embedder = None
-    if ref.ref != status.model:  # another model asked for: refuse before anything moves
-        embedder = _load_matching(request, ref, store)
     chosen = check_categories(list(request.categories), ref.classes)
+    index_trunk = trunk_of(store.model_id or "")
+    embedder = None
+    if ref.trunk_file is not None or (ref.trunk_id_hint or index_trunk) != index_trunk:
+        embedder = _load_matching(request, ref, store)  # maybe another trunk: refuse before anything moves
+    head = head_id(ref)
+    wanted = f"{index_trunk}+{head}" if head else index_trunk
+    if wanted != store.model_id:
+        categorizer = ref.categorizer()
+        recategorize(store, categorizer.categorize if categorizer else (lambda vectors: []), wanted, ref.ref)
     roots = session.roots
     scope = [os.path.abspath(d) for d in request.in_dirs] or roots
     outside = [d for d in scope if not any(d == r or _under(d, r) for r in roots)]
@@ -97,10 +109,11 @@ def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -
 
 
 def _load_matching(request: CleanRequest, ref, store: IndexStore):
+    from index_store.catalog import trunk_of
     from indexer.embedder import load_embedder
 
     embedder = load_embedder(request.weights, ref, request.runtime)
-    if embedder.model_id != store.model_id:
+    if embedder.trunk_id != trunk_of(store.model_id or ""):
         raise mixed_models(store.index_dir, f"{store.model_ref or store.model_id}", ref.ref)
     return embedder
 
@@ -120,9 +133,12 @@ def plan_clean(
     sorted_folders = [os.path.join(base, c) for base in bases for c in classes]
     taken: set[str] = set()
     folder_problems: dict[str, str | None] = {}
-    for row in store.rows_with_categories(categories):
+    for row in store.rows_with_categories([*categories, OTHER]):
         category = row.category or ""  # the query only returns rows with one of the categories
         if not any(_under(row.path, s) for s in scope):
+            continue
+        if category == OTHER:
+            plan.no_category += 1
             continue
         root = max((r for r in roots if _under(row.path, r)), key=len, default=None)
         if root is None:
@@ -267,6 +283,8 @@ def check_categories(requested: list[str], classes: list[str]) -> list[str]:
     if not classes:
         raise UsageError("this index has no categories (built with a model without a category head); "
                          "re-index with --model default or a trained model")
+    if OTHER in requested:
+        raise UsageError("'other' means a photo of none of the categories; clean never moves those")
     if "all" in requested:
         return list(classes)
     unknown = [c for c in requested if c not in classes]

@@ -23,6 +23,7 @@ from cbir.cli_common import (
     weights_option,
 )
 from cbir.cli_output import emit, one_line, quote_path
+from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import CbirError, UsageError, from_os_error
 
 
@@ -72,6 +73,11 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
         return embedder.model_id, embedder.dim, ref.ref
 
     with open_store(index_path, claim) as store:
+        if store.categories_from:
+            from cbir.session import recategorize
+
+            recategorize(store, loaded["embedder"].categorize, loaded["embedder"].model_id,
+                         loaded["embedder"].model.ref)
         if index_type:
             store.set_index_type(index_type)
         summary = index_folders(store, loaded["embedder"], roots, batch_size=batch_size, workers=workers,
@@ -107,7 +113,7 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
               weights: str | None, runtime: str | None, timings: bool, as_json: bool, null: bool) -> None:
     """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
     from cbir.config import resolve_index_dir
-    from cbir.search import Stopwatch, check_query_args, query
+    from cbir.search import Stopwatch, check_query_args, no_close_match, query
 
     stopwatch = Stopwatch() if timings else None
     setup_logging()
@@ -119,6 +125,9 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
     else:
         for hit in hits:
             emit([f"{hit.score:.4f}"], [hit.path], null)
+    note = no_close_match(hits)
+    if note:
+        echo_err(f"cbir: {note}")
     if stopwatch:
         for phase, seconds in stopwatch.phases.items():
             click.echo(f"cbir: {seconds * 1e3:8.1f} ms  {phase}", err=True)
@@ -178,6 +187,10 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
               help="Learning rate of the last phase (default: 1e-3 head, 1e-4 top, 3e-5 all).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Images per training step when fine-tuning the network.")
+@click.option("--other", "other_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of photos of none of the classes (repeatable, any depth), so the model learns "
+                   "'other'; a class folder named 'other' in DATA_DIR counts the same. Without any, photos "
+                   "unlike the classes are still recognised from the classes' own photos, less reliably.")
 @click.option("--name", default=None, help="Model name for the model card (default: the --out folder's name).")
 @click.option("--note", "notes", multiple=True, help="A line for the model card's notes (repeatable).")
 @weights_option
@@ -185,8 +198,8 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
 @json_option
 def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epochs: int, val_fraction: float,
               test_fraction: float, seed: int, min_per_class: int, augment_copies: int,
-              learning_rate: float | None, batch_size: int, name: str | None, notes: tuple[str, ...],
-              weights: str | None, quiet: bool, as_json: bool) -> None:
+              learning_rate: float | None, batch_size: int, other_dirs: tuple[str, ...], name: str | None,
+              notes: tuple[str, ...], weights: str | None, quiet: bool, as_json: bool) -> None:
     """Fine-tune ResNet-50 on DATA_DIR (one subfolder per class) and write a model to --out.
 
     Use the result with `cbir index --model OUT`, and measure it with `cbir evaluate DATA_DIR --model OUT`.
@@ -199,7 +212,7 @@ def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epo
         Path(data_dir), Path(out_dir), fine_tune=fine_tune, epochs=epochs, head_epochs=head_epochs,
         val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, min_per_class=min_per_class,
         augment_copies=augment_copies, learning_rate=learning_rate, fine_tune_batch_size=batch_size,
-        name=name, notes=list(notes), weights=weights,
+        name=name, notes=list(notes), weights=weights, other=[Path(d) for d in other_dirs],
         progress=lambda desc, total, unit: progress_bar(total, disable=quiet, unit=unit, desc=desc),
     ))
     test = result.card["metrics"].get("test", {})
@@ -220,14 +233,22 @@ def train_cmd(data_dir: str, out_dir: str, fine_tune: str, epochs: int, head_epo
 @model_option
 @weights_option
 @runtime_option
+@click.option("--other", "other_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of photos of none of the categories (repeatable): adds the open-set figures "
+                   "(AUROC, FPR at 95% TPR, what a clean would move, calibration). A class folder named "
+                   "'other' in DATA_DIR counts the same.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=DEFAULT_MIN_CONFIDENCE, show_default=True,
+              help="The clean threshold the open-set figures are computed at.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Also write the confusion matrix as a PNG to this file.")
+              help="Also write the confusion matrix as a PNG to this file, and the reliability diagram "
+                   "beside it (NAME-reliability.png) when there are open-set figures.")
 @click.option("--no-retrieval", is_flag=True,
               help="Skip leave-one-out retrieval (then only the test split of training data is embedded).")
 @quiet_option("No progress bar.")
 @json_option
-def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime: str | None, plot_path: str | None,
-                 no_retrieval: bool, quiet: bool, as_json: bool) -> None:
+def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime: str | None,
+                 other_dirs: tuple[str, ...], min_confidence: float, plot_path: str | None, no_retrieval: bool,
+                 quiet: bool, as_json: bool) -> None:
     """Measure a model on DATA_DIR (one subfolder per class): classification and retrieval quality.
 
     On the model's own training data only its recorded test split is classified.
@@ -245,8 +266,8 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime:
             bar.total = n
             bar.refresh()
 
-        report = evaluate(data_dir, embedder, retrieval=not no_retrieval, on_progress=bar.update,
-                          on_total=on_total)
+        report = evaluate(data_dir, embedder, other=list(other_dirs), threshold=min_confidence,
+                          retrieval=not no_retrieval, on_progress=bar.update, on_total=on_total)
     for path, reason in report.skipped:
         echo_err(f"cbir: skipped {quote_path(path)}: {reason}")
     if plot_path and report.classification is not None:
@@ -255,6 +276,12 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime:
         plot_confusion(report.classification.classes, report.classification.confusion, Path(plot_path),
                        f"{report.model}: {report.classification_scope}")
         echo_err(f"cbir: confusion matrix written to {quote_path(plot_path)}")
+        if report.open_set is not None:
+            from training.plots import plot_reliability
+
+            reliability = Path(plot_path).with_name(Path(plot_path).stem + "-reliability.png")
+            plot_reliability(report.open_set.reliability, report.open_set.ece, reliability, report.model)
+            echo_err(f"cbir: reliability diagram written to {quote_path(reliability)}")
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else report.text(), nl=as_json)
 
 

@@ -119,6 +119,8 @@ def _summary(per_category: dict[str, int], plan, threshold: float, *, moved: boo
     verb = "moved" if moved else "would move"
     line = f"cbir: {verb} {total} image(s): {counts}"
     extra = []
+    if plan.no_category:
+        extra.append(f"{plan.no_category} left in place as belonging to no category")
     if plan.below_confidence:
         extra.append(f"{plan.below_confidence} left in place below confidence {threshold:g}")
     if plan.already_sorted:

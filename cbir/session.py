@@ -7,6 +7,8 @@ and the web server's actions) opens the index through here.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,8 @@ from cbir.errors import IndexEmptyError
 from cbir.status import IndexStatus, index_status
 from index_store.journal import Journal
 from index_store.store import IndexStore
+
+log = logging.getLogger(__name__)
 
 # (model id, dimension, model reference) the store is opened under, decided once the lock is held.
 Claim = tuple[str, int, "str | None"]
@@ -29,6 +33,16 @@ def open_store(index_dir: Path, claim: Callable[[IndexStatus], Claim]) -> IndexS
     except BaseException:
         lock.release()
         raise
+
+
+def recategorize(store: IndexStore, categorize, model_id: str, model_ref: str | None) -> int:
+    """Give every image of the index the categories of another head on the same trunk, from stored vectors."""
+    previous = store.model_ref or store.model_id
+    started = time.monotonic()
+    count = store.recategorize(categorize, model_id, model_ref)
+    log.info("recomputed the categories of %d images from their stored vectors for model %s (was %s) in %.1fs; "
+             "nothing was embedded again", count, model_ref or model_id, previous, time.monotonic() - started)
+    return count
 
 
 @dataclass

@@ -12,6 +12,11 @@ from index_store.schema import SCHEMA_VERSION
 CATALOG_FILE = "catalog.sqlite"
 
 
+def trunk_of(model_id: str) -> str:
+    """The trunk part of a model id (``TRUNK+HEAD``): vectors of two models compare exactly when it is equal."""
+    return model_id.split("+", 1)[0]
+
+
 def connect_readonly(index_dir: Path) -> sqlite3.Connection:
     catalog = index_dir / CATALOG_FILE
     if not catalog.is_file():

@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 from cbir.errors import CbirError, DamagedFileError, IndexIncompatibleError, from_os_error, mixed_models
 from index_store import vectors as vec
 from index_store.atomic import atomic_write, remove_stale_temporaries
-from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly
+from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly, trunk_of
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
 from index_store.faiss_index import (
     IndexPlan,
@@ -190,6 +190,7 @@ class IndexStore(_Catalog):
         self._added: set[int] = set()
         self._removed: set[int] = set()
         self.patched = False  # whether the last publish patched the previous FAISS file in place
+        self.categories_from: str | None = None  # set when opened under another head of the same trunk
 
     @classmethod
     def open(cls, index_dir: Path, model_id: str, dim: int, lock: WriterLock | None = None,
@@ -251,9 +252,35 @@ class IndexStore(_Catalog):
             if model_ref:
                 self._write("INSERT OR REPLACE INTO meta VALUES ('model_ref', ?)", (model_ref,))
             self.commit()
-        elif existing != model_id:
+        elif trunk_of(existing) != trunk_of(model_id):
             raise mixed_models(self.index_dir, f"{self.model_ref or existing} ({existing})",
                                f"{model_ref or model_id} ({model_id})")
+        elif existing != model_id:
+            # Same vectors, another head: the stored categories are the old head's until recategorize().
+            self.categories_from = existing
+
+    def recategorize(self, categorize: Callable[[np.ndarray], list[tuple[str | None, dict | None]]],
+                     model_id: str, model_ref: str | None) -> int:
+        """Recompute every image's category from its stored vector with another head; no embedding.
+
+        ``categorize`` maps (n, dim) vectors to (category, probabilities) per row ([] for a model
+        without categories). The model must share the index's trunk.
+        """
+        if trunk_of(model_id) != trunk_of(self.model_id or model_id):
+            raise mixed_models(self.index_dir, self.model_ref or self.model_id or "?", model_ref or model_id)
+        updated = 0
+        for ids, vectors in self.iter_vectors():
+            rows = categorize(vectors) or [(None, None)] * len(ids)
+            for image_id, (category, probs) in zip(ids.tolist(), rows, strict=True):
+                self._write("UPDATE images SET category = ?, category_probs = ? WHERE id = ?",
+                            (category, _json(probs), image_id))
+            updated += len(ids)
+        self._write("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
+        if model_ref:
+            self._write("INSERT OR REPLACE INTO meta VALUES ('model_ref', ?)", (model_ref,))
+        self.commit()
+        self.categories_from = None
+        return updated
 
     # -- transactions -------------------------------------------------------
     def _write(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:

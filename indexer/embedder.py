@@ -1,11 +1,15 @@
 """The embedder interface: decoded images in, L2-normalised 2048-d embeddings and category scores out.
 
-One network computes everything in a single call: the pooled ResNet-50
-features (the retrieval embedding), the ImageNet scores when the trunk is the
-ImageNet one, and the model's category probabilities when it has a head.
-``KerasEmbedder`` (indexer.keras_embedder) runs it in Keras, the training
-format and the GPU path; ``LiteEmbedder`` (indexer.lite_embedder) runs its
-cached LiteRT export, the fast CPU path. ``load_embedder`` picks one.
+The network computes, in a single call, the pooled ResNet-50 features (the
+retrieval embedding) and the ImageNet scores when the trunk is the ImageNet
+one. ``KerasEmbedder`` (indexer.keras_embedder) runs it in Keras, the
+training format and the GPU path; ``LiteEmbedder`` (indexer.lite_embedder)
+runs its cached LiteRT export, the fast CPU path. ``load_embedder`` picks one.
+The model's categories are computed from the embedding by its categorizer
+(indexer.categorizer), so a new head never needs the network.
+
+A model id is the trunk's id (what the vectors depend on), then ``+`` and the
+head's name and content digest (what the categories depend on).
 """
 
 from __future__ import annotations
@@ -17,34 +21,42 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer.model import ModelRef, resolve_model
+from indexer.categorizer import Categorizer
+from indexer.model import ModelRef, head_id, resolve_model
 from indexer.resnet import EMBEDDING_DIM, preprocess
 from indexer.weights import ensure_weights
 
 log = logging.getLogger(__name__)
 
-FEATURES, IMAGENET, CATEGORIES = "features", "imagenet", "categories"
+FEATURES, IMAGENET = "features", "imagenet"
 
 
 @dataclass
 class Embedding:
     vectors: np.ndarray  # (N, 2048) float32, unit length
     imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk
-    category_probs: np.ndarray | None  # (N, classes), only with a category head
+    category_probs: np.ndarray | None  # (N, len(categorizer.outputs)), only with a category head
 
 
 class Embedder:
     """What every engine runs: uint8 RGB images in, unit-length embeddings and category scores out.
 
     Subclasses run the network one way (``KerasEmbedder``, ``LiteEmbedder``) by implementing
-    ``raw_outputs``; the output layout, normalisation and category naming are shared here.
+    ``raw_outputs`` and setting ``trunk_id`` and ``output_names``; the output layout, normalisation
+    and categories are shared here.
     """
 
     dim = EMBEDDING_DIM
     runtime = ""
     model: ModelRef
-    model_id: str
+    trunk_id: str
     output_names: list[str]
+    categorizer: Categorizer | None = None
+
+    @property
+    def model_id(self) -> str:
+        head = head_id(self.model)
+        return f"{self.trunk_id}+{head}" if head else self.trunk_id
 
     @property
     def classes(self) -> list[str]:
@@ -56,22 +68,25 @@ class Embedder:
     def embed(self, batch_rgb_uint8: np.ndarray) -> Embedding:
         if len(batch_rgb_uint8) == 0:
             empty = np.zeros((0, self.dim), np.float32)
-            return Embedding(empty, None, np.zeros((0, len(self.classes)), np.float32) if self.classes else None)
+            return Embedding(empty, None, self.categorizer.probabilities(empty) if self.categorizer else None)
         outputs = dict(zip(self.output_names, self.raw_outputs(preprocess(batch_rgb_uint8)), strict=True))
         features = np.asarray(outputs[FEATURES], dtype=np.float32)
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
+        vectors = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         imagenet = np.asarray(outputs[IMAGENET], np.float32) if IMAGENET in outputs else None
-        categories = np.asarray(outputs[CATEGORIES], np.float32) if CATEGORIES in outputs else None
-        return Embedding(features / np.maximum(norms, 1e-12), imagenet, categories)
+        categories = self.categorizer.probabilities(vectors) if self.categorizer else None
+        return Embedding(vectors, imagenet, categories)
+
+    def categorize(self, vectors: np.ndarray) -> list[tuple[str, dict[str, float]]]:
+        """Categories of stored (or fresh) embeddings with this model's head; [] without one."""
+        return self.categorizer.categorize(vectors) if self.categorizer else []
 
     def categories(self, probs: np.ndarray | None) -> list[tuple[str | None, dict[str, float] | None]]:
-        """(best category, {category: probability}) per row; (None, None) without a head."""
-        if probs is None:
+        """(best category, {output: probability}) per row; [] without a head. The best may be ``other``."""
+        if probs is None or self.categorizer is None:
             return []
-        return [
-            (self.classes[int(np.argmax(row))], {c: round(float(p), 5) for c, p in zip(self.classes, row, strict=True)})
-            for row in probs
-        ]
+        outputs = self.categorizer.outputs
+        return [(outputs[int(np.argmax(row))], {c: round(float(p), 5) for c, p in zip(outputs, row, strict=True)})
+                for row in probs]
 
 
 def weights_digest(model) -> str:

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 
 from cbir.errors import ModelError, WeightsUnavailableError
-from indexer.embedder import CATEGORIES, FEATURES, IMAGENET, Embedder, weights_digest
-from indexer.model import ModelRef, slug
+from indexer.embedder import FEATURES, IMAGENET, Embedder, weights_digest
+from indexer.model import ModelRef
 from indexer.resnet import build_resnet50, imagenet_trunk
 from indexer.weights import WeightsFile
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class KerasEmbedder(Embedder):
-    """ResNet-50 trunk (+ optional category head) in Keras; embeds batches of uint8 RGB images."""
+    """The ResNet-50 trunk in Keras; embeds batches of uint8 RGB images (categories come from the categorizer)."""
 
     runtime = "keras"
 
@@ -50,15 +50,7 @@ class KerasEmbedder(Embedder):
                 log.warning("model %s was trained on ResNet-50 weights %s, but %s are loaded; its categories "
                             "may be less accurate", self.model.name, expected, self.trunk_id)
         self.trunk = trunk  # image -> pooled features; training fine-tunes this in place
-        self.model_id = self.trunk_id
-        if self.model.has_head:
-            head = _load_keras(self.model.head_file)
-            if head.output.shape[-1] != len(self.classes):
-                raise ModelError(f"{self.model.head_file} has {head.output.shape[-1]} outputs for "
-                                 f"{len(self.classes)} classes in its model card")
-            outputs.append(head(outputs[0]))
-            self.output_names.append(CATEGORIES)
-            self.model_id += f"+{slug(self.model.name)}-{weights_digest(head)[:12]}"
+        self.categorizer = self.model.categorizer()
         self.net = keras.Model(trunk.inputs, outputs)
 
     def raw_outputs(self, x: np.ndarray) -> list[np.ndarray]:

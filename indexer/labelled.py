@@ -36,12 +36,17 @@ def class_folders(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     usable: list[Path] = []
     ignored: list[tuple[str, str]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        problem = class_name_problem(folder.name)
+        problem = None if folder.name == "other" else class_name_problem(folder.name)  # "other": the negatives
         if problem:
             ignored.append((folder.name, problem))
         else:
             usable.append(folder)
     return usable, ignored
+
+
+def list_images(folder: Path) -> list[str]:
+    """Every image under ``folder`` (any depth), sorted."""
+    return [entry.path for entry in walk_images(str(folder), supported_extensions()) if isinstance(entry, FileEntry)]
 
 
 def list_labelled_images(root: Path) -> list[tuple[str, str]]:

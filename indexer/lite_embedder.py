@@ -22,8 +22,9 @@ class LiteEmbedder(Embedder):
 
         self.model = model
         self.weights = weights
-        self.model_id = meta["model_id"]
+        self.trunk_id = meta["trunk_id"]
         self.output_names = list(meta["outputs"])
+        self.categorizer = model.categorizer()
         self.quantization = meta.get("quantization", "")
         self.net = LiteNet(tflite_path, threads)
 

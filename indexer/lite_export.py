@@ -1,11 +1,13 @@
-"""The cached LiteRT export of each Keras model.
+"""The cached LiteRT export of each trunk.
 
-The export is derived from whatever Keras model is in use (the default head,
-ImageNet only, or a model a user trained), keyed by the content of every file
-it comes from, checked against the Keras model on real photos when it is made,
-and cached: beside a trained model folder when that is writable, else in
-cbir's cache (the default model lives inside the installed package). A
-changed weight file or head gives a new key, so a stale export is never used.
+The export holds the network only (pooled features, and the ImageNet scores
+for the ImageNet trunk); categories are computed from the features in NumPy
+(indexer.categorizer), so every head on one trunk shares one export: the
+default model and plain ImageNet use the same file. It is keyed by the
+content of the files it comes from, checked against Keras on real photos when
+it is made, and cached: beside a trained model folder whose trunk was
+fine-tuned, when that is writable, else in cbir's cache. A changed weight
+file or trunk gives a new key, so a stale export is never used.
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import numpy as np
 
 from cbir.config import cache_dir
 from indexer.litert import DEFAULT_QUANTIZATION
-from indexer.model import DEFAULT_MODEL, IMAGENET_MODEL, ModelRef, slug
+from indexer.model import ModelRef, slug
 from indexer.runtime_choice import inference_threads
 from indexer.weights import file_sha256
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2  # 2: the trunk only; categories are computed from its features
 # The bar an export must clear on the check photos to be used instead of Keras.
 MIN_COSINE = 0.99
 MIN_CATEGORY_AGREEMENT = 1.0
@@ -53,24 +55,23 @@ class RuntimeFiles:
 
 
 def runtime_key(ref: ModelRef, weights_sha256: str | None, quantization: str = DEFAULT_QUANTIZATION) -> str:
-    """A digest of everything the export is made from: trunk weights, head, quantization, format."""
+    """A digest of everything the export is made from: the trunk's weights, quantization, format."""
     parts = [f"format={EXPORT_FORMAT}", f"quantization={quantization}"]
     if ref.trunk_file is not None:
         parts.append("trunk=" + file_sha256(ref.trunk_file))
     else:
         parts.append(f"imagenet={weights_sha256}")
-    if ref.head_file is not None:
-        parts.append("head=" + file_sha256(ref.head_file))
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
 
 def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZATION) -> RuntimeFiles:
     folder = cache_dir() / "runtime"
-    if ref.ref not in (DEFAULT_MODEL, IMAGENET_MODEL) and ref.directory is not None:
+    stem = f"imagenet-trunk-{quantization}-{key}"
+    if ref.trunk_file is not None and ref.directory is not None:  # a fine-tuned trunk: its export goes with it
+        stem = f"{slug(ref.ref)}-{quantization}-{key}"
         beside = ref.directory / "runtime"
         if os.access(beside if beside.is_dir() else ref.directory, os.W_OK):
             folder = beside
-    stem = f"{slug(ref.ref)}-{quantization}-{key}"
     return RuntimeFiles(key, folder / f"{stem}.tflite", folder / f"{stem}.json")
 
 
@@ -107,12 +108,17 @@ def build_export(keras_embedder, files: RuntimeFiles, quantization: str = DEFAUL
     data = export_tflite(keras_embedder.net, quantization)
     x = preprocess(check_images())
     reference = keras_embedder.raw_outputs(x)
-    check = compare(reference, LiteNet(data, threads=inference_threads())(x))
+    candidate = LiteNet(data, threads=inference_threads())(x)
+    categorizer = keras_embedder.categorizer
+    if categorizer is not None:  # the categories the built-for model gives, from each engine's features
+        reference = [*reference, categorizer.probabilities(reference[0])]
+        candidate = [*candidate, categorizer.probabilities(candidate[0])]
+    check = compare(reference, candidate)
     faithful = (check["min_cosine"] >= MIN_COSINE
-                and all(a >= MIN_CATEGORY_AGREEMENT for a in check["top1_agreement"][-1:]))
+                and all(a >= MIN_CATEGORY_AGREEMENT for a in check["top1_agreement"]))
     meta = {
         "format": EXPORT_FORMAT, "key": files.key, "quantization": quantization, "faithful": faithful,
-        "model_id": keras_embedder.model_id, "model_ref": keras_embedder.model.ref,
+        "trunk_id": keras_embedder.trunk_id, "built_for": keras_embedder.model.ref,
         "outputs": keras_embedder.output_names, "check": check,
         "bar": {"min_cosine": MIN_COSINE, "top1_agreement": MIN_CATEGORY_AGREEMENT},
         "seconds": round(time.monotonic() - started, 1), "created_at": time.time(),

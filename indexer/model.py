@@ -1,25 +1,34 @@
 """Which model a command uses: the shipped default, plain ImageNet, or a trained folder.
 
 A model folder (what ``cbir train`` writes) holds ``model_card.json``, the
-category head ``head.keras`` (pooled features -> class probabilities) and,
-when training changed the ResNet-50 itself, ``trunk.keras``. A head trained on
-the unchanged ImageNet trunk stays kilobytes, which is how the default model
-ships inside the package.
+categorizer ``categorizer.npz`` (pooled features -> the probability of each
+category and of "other", see indexer.categorizer) and, when training changed
+the ResNet-50 itself, ``trunk.keras``. A head on the unchanged ImageNet trunk
+stays small, which is how the default model ships inside the package. Model
+folders from before open-set categories hold ``head.keras`` instead, which
+still works (closed-set).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cbir.errors import ModelError
+
+if TYPE_CHECKING:
+    from indexer.categorizer import Categorizer
 
 DEFAULT_MODEL = "default"
 IMAGENET_MODEL = "imagenet"
 CARD_FILE = "model_card.json"
+CATEGORIZER_FILE = "categorizer.npz"
 HEAD_FILE = "head.keras"
 TRUNK_FILE = "trunk.keras"
 CARD_FORMAT = "cbir-model"
@@ -60,16 +69,44 @@ class ModelRef:
 
     @property
     def head_file(self) -> Path | None:
-        return self.directory / HEAD_FILE if self.directory is not None else None
+        """What the categories come from: ``categorizer.npz``, or an older model's ``head.keras``."""
+        if self.directory is None:
+            return None
+        new = self.directory / CATEGORIZER_FILE
+        return new if new.is_file() else self.directory / HEAD_FILE
 
     @property
     def name(self) -> str:
         return self.card.get("name", self.ref) if self.card else self.ref
 
+    @property
+    def trunk_id_hint(self) -> str | None:
+        """The trunk id the model card records (checked against the real one when the network loads)."""
+        return (self.card or {}).get("trunk", {}).get("id")
+
+    def categorizer(self) -> Categorizer | None:
+        """The model's categorizer (NumPy), or None for a model without categories."""
+        from indexer.categorizer import load_categorizer
+
+        return load_categorizer(self.directory, self.classes) if self.directory is not None else None
+
+
+def head_id(ref: ModelRef) -> str:
+    """The head part of a model id: the model's name and a digest of its categorizer file ("" without one)."""
+    if ref.head_file is None:
+        return ""
+    info = ref.head_file.stat()
+    return f"{slug(ref.name)}-{_file_digest(ref.head_file, info.st_size, info.st_mtime_ns)[:12]}"
+
+
+@functools.lru_cache(maxsize=16)
+def _file_digest(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is read again
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
 
 MAX_CLASS_NAME = 64
-# 'all' is what `cbir clean --category all` means.
-RESERVED_CLASS_NAMES = ("all",)
+# 'all' is what `cbir clean --category all` means; 'other' is the answer for a photo of none of them.
+RESERVED_CLASS_NAMES = ("all", "other")
 
 
 def class_name_problem(name: object) -> str | None:
@@ -139,8 +176,8 @@ def read_card(directory: Path) -> dict:
     if card.get("format_version", 0) > CARD_FORMAT_VERSION:
         raise ModelError(f"{path} was written by a newer cbir (model format {card['format_version']}); upgrade cbir")
     check_class_names(card["classes"], str(path))
-    if not (directory / HEAD_FILE).is_file():
-        raise ModelError(f"model folder {directory} has no {HEAD_FILE}")
+    if not (directory / CATEGORIZER_FILE).is_file() and not (directory / HEAD_FILE).is_file():
+        raise ModelError(f"model folder {directory} has no {CATEGORIZER_FILE}")
     trunk = card.get("trunk", {}).get("file")
     if trunk and (not isinstance(trunk, str) or os.path.basename(trunk) != trunk or trunk in (".", "..")):
         raise ModelError(f"{path} names a trunk file outside its folder ({trunk!r}); this model is refused")

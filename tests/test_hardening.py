@@ -41,18 +41,18 @@ def _no_traceback(proc: subprocess.CompletedProcess) -> None:
 
 def test_files_reached_through_a_linked_folder_are_indexed_and_queried_but_never_moved(tmp_path, photos, cli_env):
     root, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
-    save_photo(photos["coffee"], elsewhere / "coffee.jpg")
+    save_photo(photos["china"], elsewhere / "china.jpg")
     save_photo(photos["astronaut"], root / "astronaut.jpg")
     (root / "link").symlink_to(elsewhere, target_is_directory=True)
     assert _index(root, cli_env)["added"] == 2
-    linked = root / "link" / "coffee.jpg"
+    linked = root / "link" / "china.jpg"
     hits = json.loads(run_cbir(["query", str(linked), "-k", "1", "--json"], cli_env).stdout)
     assert hits[0]["path"] == str(linked) and hits[0]["score"] == 1.0  # indexed and queried
 
     before = snapshot(elsewhere)
     proc = run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes"], cli_env)
     assert proc.returncode == 0, proc.stderr
-    assert snapshot(elsewhere) == before and (elsewhere / "coffee.jpg").is_file()
+    assert snapshot(elsewhere) == before and (elsewhere / "china.jpg").is_file()
     assert f"skipped {linked}: reached through a symbolic link, not moved" in proc.stderr
     assert (root / "people" / "astronaut.jpg").is_file()  # what lives in the tree is still cleaned
 
@@ -60,13 +60,13 @@ def test_files_reached_through_a_linked_folder_are_indexed_and_queried_but_never
 def test_a_category_folder_that_is_a_link_is_never_used(tmp_path, photos, cli_env):
     root, target = tmp_path / "photos", tmp_path / "somewhere"
     target.mkdir()
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     _index(root, cli_env)
-    (root / "food").symlink_to(target, target_is_directory=True)
-    proc = run_cbir(["clean", "--category", "food", "--min-confidence", "0", "--yes"], cli_env)
+    (root / "landscape").symlink_to(target, target_is_directory=True)
+    proc = run_cbir(["clean", "--category", "landscape", "--min-confidence", "0", "--yes"], cli_env)
     assert proc.returncode == 0, proc.stderr
-    assert list(target.iterdir()) == [] and (root / "coffee.jpg").is_file()
-    assert f"category folder {root / 'food'} is a symbolic link or not a folder, not moved" in proc.stderr
+    assert list(target.iterdir()) == [] and (root / "china.jpg").is_file()
+    assert f"category folder {root / 'landscape'} is a symbolic link or not a folder, not moved" in proc.stderr
 
 
 def test_a_folder_swapped_for_a_link_after_planning_stops_that_move(tmp_path, photos, cli_env, monkeypatch):
@@ -77,33 +77,33 @@ def test_a_folder_swapped_for_a_link_after_planning_stops_that_move(tmp_path, ph
     root, outside = tmp_path / "photos", tmp_path / "outside"
     outside.mkdir()
     save_photo(photos["astronaut"], root / "astronaut.jpg")
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     _index(root, cli_env)
     monkeypatch.setenv("CBIR_HOME", cli_env["CBIR_HOME"])
     with MoveSession.open(_index_dir(cli_env)) as session:
         plan, chosen = prepare_clean(session, CleanRequest(["all"], min_confidence=0.0),
                                      lambda *args: pytest.fail("nothing should need indexing"))
-        assert {Path(m.dst).parent.name for m in plan.moves} == {"people", "food"}
+        assert {Path(m.dst).parent.name for m in plan.moves} == {"people", "landscape"}
         (root / "people").symlink_to(outside, target_is_directory=True)  # after the plan, before the move
         result = execute_clean(plan, session.journal, session.store, chosen, None, session.roots)
     assert list(outside.iterdir()) == [] and (root / "astronaut.jpg").is_file()
     assert [Path(p).name for p, _ in result.failed] == ["astronaut.jpg"]
     assert "symbolic link" in result.failed[0][1]
-    assert (root / "food" / "coffee.jpg").is_file()
+    assert (root / "landscape" / "china.jpg").is_file()
 
 
 def test_undo_does_not_trust_an_edited_journal(tmp_path, photos, cli_env):
     root, outside = tmp_path / "photos", tmp_path / "outside"
     outside.mkdir()
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     _index(root, cli_env)
-    assert run_cbir(["clean", "--category", "food", "--min-confidence", "0", "--yes"], cli_env).returncode == 0
+    assert run_cbir(["clean", "--category", "landscape", "--min-confidence", "0", "--yes"], cli_env).returncode == 0
     with sqlite3.connect(_index_dir(cli_env) / "journal.sqlite") as conn:
-        conn.execute("UPDATE moves SET src = ?", (str(outside / "coffee.jpg"),))
+        conn.execute("UPDATE moves SET src = ?", (str(outside / "china.jpg"),))
     proc = run_cbir(["undo", "--yes"], cli_env)
     assert proc.returncode == 10, proc.stderr
     assert "not inside an indexed folder" in proc.stderr
-    assert list(outside.iterdir()) == [] and (root / "food" / "coffee.jpg").is_file()
+    assert list(outside.iterdir()) == [] and (root / "landscape" / "china.jpg").is_file()
     _no_traceback(proc)
 
 
@@ -152,14 +152,19 @@ HOSTILE_NAMES = [b"caf\xe9.jpg", b"x\t0.9999\tfake.jpg", b"two\nlines.jpg", b'qu
 
 
 def _hostile_tree(tmp_path: Path, photos) -> tuple[Path, list[Path]]:
+    """Five photos the default model files under a category (people, landscape, receipt), four hostile names."""
     root = tmp_path / "photos"
     root.mkdir()
+    rng = np.random.default_rng(3)
     paths = []
-    for name, source in zip(HOSTILE_NAMES, ("chelsea", "coffee", "astronaut", "china"), strict=True):
+    for name, source in zip(HOSTILE_NAMES, ("astronaut", "camera", "china", "document"), strict=True):
         path = Path(os.fsdecode(os.fsencode(root) + b"/" + name))
-        save_photo(photos[source], path)
+        if source == "document":
+            render_document(rng).save(path, "JPEG")
+        else:
+            save_photo(photos[source], path)
         paths.append(path)
-    save_photo(photos["rocket"], root / "plain.jpg")
+    render_document(rng).save(root / "plain.jpg", "JPEG")
     return root, paths
 
 
@@ -261,13 +266,13 @@ def test_a_faiss_file_that_does_not_fit_on_the_disk_is_a_clear_error(tmp_path):
 
 def test_a_read_only_index_can_be_queried_and_refuses_writes_clearly(tmp_path, photos, cli_env):
     root = tmp_path / "photos"
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     save_photo(photos["astronaut"], root / "astronaut.jpg")
     _index(root, cli_env)
-    assert run_cbir(["clean", "--category", "food", "--min-confidence", "0", "--yes"], cli_env).returncode == 0
+    assert run_cbir(["clean", "--category", "landscape", "--min-confidence", "0", "--yes"], cli_env).returncode == 0
     index_dir = _index_dir(cli_env)
     cmds = [["status", "--json"], ["query", str(root / "astronaut.jpg"), "-k", "2", "--json"], ["history", "--json"],
-            ["index", str(root)], ["clean", "--category", "food"], ["undo", "--yes"]]
+            ["index", str(root)], ["clean", "--category", "landscape"], ["undo", "--yes"]]
     results = run_in_namespace(f"mount --bind {index_dir} {index_dir} && mount -o remount,bind,ro {index_dir}",
                                cmds, cli_env, tmp_path / "ns")
     status, query, history, index, clean, undo = results
@@ -283,7 +288,7 @@ def test_a_read_only_index_can_be_queried_and_refuses_writes_clearly(tmp_path, p
 
 def test_a_read_only_photo_tree_is_reported_file_by_file(tmp_path, photos, cli_env):
     root = tmp_path / "photos"
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     save_photo(photos["astronaut"], root / "astronaut.jpg")
     _index(root, cli_env)
     before = snapshot(root)
@@ -291,7 +296,7 @@ def test_a_read_only_photo_tree_is_reported_file_by_file(tmp_path, photos, cli_e
                                 [["clean", "--category", "all", "--min-confidence", "0", "--yes"]], cli_env,
                                 tmp_path / "ns")
     assert clean.returncode == 10, clean.stderr  # nothing it planned was moved: a failure
-    for name in ("coffee.jpg", "astronaut.jpg"):
+    for name in ("china.jpg", "astronaut.jpg"):
         assert f"not moved {root / name}: " in clean.stderr
     assert clean.stderr.count("Read-only file system") == 2
     _no_traceback(clean)
@@ -302,7 +307,7 @@ def test_a_read_only_photo_tree_is_reported_file_by_file(tmp_path, photos, cli_e
 
 def test_an_undo_killed_mid_move_is_settled_by_the_next_one(tmp_path, photos, cli_env):
     root = tmp_path / "photos"
-    for name in ("coffee", "astronaut", "china"):
+    for name in ("camera", "astronaut", "china"):
         save_photo(photos[name], root / f"{name}.jpg")
     _index(root, cli_env)
     before = snapshot(root)
@@ -375,14 +380,14 @@ def test_a_damaged_journal_is_named_and_can_be_moved_aside(photo_tree, cli_env):
     _index(photo_tree, cli_env)
     journal = _index_dir(cli_env) / "journal.sqlite"
     journal.write_bytes(b"this is not a database, it was damaged" * 100)
-    for args in (["history"], ["undo", "--yes"], ["clean", "--category", "food"]):
+    for args in (["history"], ["undo", "--yes"], ["clean", "--category", "landscape"]):
         proc = run_cbir(args, cli_env)
         assert proc.returncode == 13, (args, proc.stderr)
         assert f"the clean journal {journal} is damaged" in proc.stderr and "undo history" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
         _no_traceback(proc)
     journal.rename(journal.with_name("journal.sqlite.damaged"))
-    proc = run_cbir(["clean", "--category", "food", "--min-confidence", "0", "--yes"], cli_env)
+    proc = run_cbir(["clean", "--category", "landscape", "--min-confidence", "0", "--yes"], cli_env)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -390,13 +395,13 @@ def test_a_damaged_journal_is_named_and_can_be_moved_aside(photo_tree, cli_env):
 
 def test_clean_exits_10_when_planned_moves_fail(tmp_path, photos, cli_env):
     root = tmp_path / "photos"
-    save_photo(photos["coffee"], root / "coffee.jpg")
+    save_photo(photos["china"], root / "china.jpg")
     _index(root, cli_env)
-    (root / "food").write_text("a file where the category folder would go\n")
-    proc = run_cbir(["clean", "--category", "food", "--min-confidence", "0", "--yes"], cli_env)
+    (root / "landscape").write_text("a file where the category folder would go\n")
+    proc = run_cbir(["clean", "--category", "landscape", "--min-confidence", "0", "--yes"], cli_env)
     assert proc.returncode == 10, proc.stderr
     assert "1 of 1 planned file(s) could not be moved" in proc.stderr
-    assert (root / "coffee.jpg").is_file()
+    assert (root / "china.jpg").is_file()
     _no_traceback(proc)
 
 

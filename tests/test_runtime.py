@@ -68,7 +68,7 @@ def test_export_is_checked_cached_and_faithful_on_real_photos(weights_file, defa
     assert (reference.imagenet_probs.argmax(1) == candidate.imagenet_probs.argmax(1)).mean() >= 0.9
 
 
-def test_a_changed_head_or_trunk_gets_a_new_export_beside_the_model(tmp_path, weights_file):
+def test_one_export_per_trunk_whatever_the_head(tmp_path, weights_file):
     from indexer.lite_export import runtime_files, runtime_key
     from indexer.model import default_model_dir, resolve_model
 
@@ -78,11 +78,18 @@ def test_a_changed_head_or_trunk_gets_a_new_export_beside_the_model(tmp_path, we
     key = runtime_key(ref, "weights-a")
     assert runtime_key(ref, "weights-a") == key
     assert runtime_key(ref, "weights-b") != key  # other ImageNet weights
-    head = folder / "head.keras"
-    head.write_bytes(head.read_bytes() + b"\0")  # any change to the head's bytes
-    assert runtime_key(ref, "weights-a") != key
-    assert runtime_files(ref, key).model.parent == folder / "runtime"  # travels with the model folder
-    assert runtime_files(resolve_model("default"), key).model.parent.name == "runtime"
+    head = folder / "categorizer.npz"
+    head.write_bytes(head.read_bytes() + b"\0")  # any change to the head's bytes...
+    assert runtime_key(ref, "weights-a") == key  # ...needs no new export: categories are computed in NumPy
+    imagenet, default = resolve_model("imagenet"), resolve_model("default")
+    assert runtime_files(ref, key) == runtime_files(imagenet, key) == runtime_files(default, key)
+    (folder / "trunk.keras").write_bytes(b"a fine-tuned trunk")
+    card = json.loads((folder / "model_card.json").read_text())
+    card["trunk"] = {"file": "trunk.keras", "id": "resnet50-ft-x"}
+    (folder / "model_card.json").write_text(json.dumps(card))
+    tuned = resolve_model(str(folder))
+    assert runtime_key(tuned, None) != key
+    assert runtime_files(tuned, runtime_key(tuned, None)).model.parent == folder / "runtime"  # travels with it
 
 
 def test_cold_query_never_imports_tensorflow_and_engines_agree(photo_tree, cli_env):

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cbir.errors import UsageError
-from indexer.labelled import class_folders, list_labelled_images
+from indexer.categorizer import OTHER
+from indexer.labelled import class_folders, list_images, list_labelled_images
 from indexer.loader import load_image, load_many
 
 # Decoded images kept in memory up to this size (150 KB each at 224x224x3).
@@ -43,10 +44,15 @@ class DatasetCheck:
 
     @property
     def counts(self) -> dict[str, int]:
+        """Images per class, and per "other" (the negatives) when there are some."""
         counts = dict.fromkeys(self.classes, 0)
         for image in self.images:
-            counts[image.label] += 1
+            counts[image.label] = counts.get(image.label, 0) + 1
         return counts
+
+    @property
+    def has_other(self) -> bool:
+        return any(image.label == OTHER for image in self.images)
 
     @property
     def data_hash(self) -> str:
@@ -76,15 +82,28 @@ class DatasetCheck:
 def check_dataset(
     root: str | os.PathLike[str],
     *,
+    other: list[str | os.PathLike[str]] | None = None,
     min_per_class: int = 5,
     workers: int | None = None,
     on_progress: Callable[[int], object] | None = None,
     keep_pixels: bool = True,
 ) -> DatasetCheck:
-    """Decode every image under ``root/<class>/``; raise UsageError if fewer than two classes remain."""
+    """Decode every image under ``root/<class>/``; raise UsageError if fewer than two classes remain.
+
+    Photos of none of the classes (negatives) are labelled "other": those in a class folder literally
+    named ``other``, and every image under each folder of ``other`` (any depth), recorded in splits as
+    ``@other<N>/<path inside it>``.
+    """
     root = Path(root).expanduser().resolve()
     ignored = class_folders(root)[1]
     items = list_labelled_images(root)
+    relpaths = {path: Path(path).relative_to(root).as_posix() for path, _ in items}
+    for n, folder in enumerate(Path(f).expanduser().resolve() for f in other or []):
+        negatives = list_images(folder)
+        if not negatives:
+            raise UsageError(f"no images found under {folder} (--other)")
+        items += [(path, OTHER) for path in negatives if path not in relpaths]
+        relpaths.update({path: f"@other{n}/{Path(path).relative_to(folder).as_posix()}" for path in negatives})
     keep = keep_pixels and len(items) * 224 * 224 * 3 <= PIXEL_CACHE_BYTES
 
     good: list[LabelledImage] = []
@@ -95,8 +114,7 @@ def check_dataset(
         if loaded.pixels is None:
             problems.append((loaded.path, loaded.problem or "unreadable"))
         else:
-            good.append(LabelledImage(loaded.path, Path(loaded.path).relative_to(root).as_posix(),
-                                      label_of[loaded.path], loaded.digest or ""))
+            good.append(LabelledImage(loaded.path, relpaths[loaded.path], label_of[loaded.path], loaded.digest or ""))
             if keep:
                 arrays.append(loaded.pixels)
         if on_progress:
@@ -109,13 +127,14 @@ def check_dataset(
     for _, label in items:
         if label not in counts:
             too_small[label] = 0
-    classes = sorted(c for c in counts if c not in too_small)
+    classes = sorted(c for c in counts if c not in too_small and c != OTHER)
     if len(classes) < 2:
         raise UsageError(
             f"{root} needs at least two classes with {min_per_class}+ readable images each; found "
             + (", ".join(f"{c}: {n}" for c, n in sorted({**counts, **too_small}.items())) or "none")
         )
-    kept = [i for i, image in enumerate(good) if image.label in classes]
+    kept = [i for i, image in enumerate(good) if image.label in classes or (image.label == OTHER
+                                                                           and OTHER not in too_small)]
     pixels = np.stack([arrays[i] for i in kept]) if keep and kept else None
     return DatasetCheck(root, [good[i] for i in kept], classes, problems, too_small, ignored_folders=ignored,
                         pixels=pixels)

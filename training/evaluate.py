@@ -18,11 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import UsageError
-from indexer.labelled import embed_labelled, list_labelled_images
+from indexer.categorizer import OTHER
+from indexer.labelled import embed_labelled, list_images, list_labelled_images
 from indexer.loader import load_many
 from indexer.model import ModelRef
 from training.classification_metrics import ClassificationReport, classification_report
+from training.open_set_metrics import OpenSetReport, open_set_report
 from training.retrieval_metrics import RetrievalReport, leave_one_out
 from training.split import SPLIT_FILE, Split
 
@@ -38,6 +41,7 @@ class EvaluationReport:
     classification_scope: str
     retrieval: RetrievalReport | None
     notes: list[str] = field(default_factory=list)
+    open_set: OpenSetReport | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +53,7 @@ class EvaluationReport:
             "classification": self.classification.as_dict() if self.classification else None,
             "classification_scope": self.classification_scope,
             "retrieval": self.retrieval.as_dict() if self.retrieval else None,
+            "open_set": self.open_set.as_dict() if self.open_set else None,
             "notes": self.notes,
         }
 
@@ -57,6 +62,8 @@ class EvaluationReport:
         if self.classification is not None:
             lines += [f"classification ({self.classification_scope})", self.classification.table(), "",
                       "confusion matrix", self.classification.confusion_table(), ""]
+        if self.open_set is not None:
+            lines += [self.open_set.table(), ""]
         if self.retrieval is not None:
             r = self.retrieval
             lines += [f"retrieval (leave-one-out, {r.queries} queries"
@@ -72,12 +79,18 @@ def evaluate(
     data_dir: str | os.PathLike[str],
     embedder,
     *,
+    other: list[str | os.PathLike[str]] | None = None,
+    threshold: float = DEFAULT_MIN_CONFIDENCE,
     retrieval: bool = True,
     on_progress: Callable[[int], object] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> EvaluationReport:
+    """Classification (over the categories and "other"), open-set figures when photos of none of the
+    categories are given (``other`` folders, or a class folder named "other"), and retrieval."""
     root = Path(data_dir).expanduser().resolve()
     items = list_labelled_images(root)
+    for folder in other or []:
+        items += [(path, OTHER) for path in list_images(Path(folder).expanduser().resolve())]
     model: ModelRef = embedder.model
     notes: list[str] = []
     split = _recorded_split(model)
@@ -97,13 +110,13 @@ def evaluate(
     # computed while embedding: the files are read once.
     seen = {path for path, digest in zip(data.paths, data.digests, strict=True) if digest in trained_on}
 
-    classification, scope = None, "not run"
+    classification, scope, open_set = None, "not run", None
     known = set(model.classes)
     if not known:
         notes.append(f"model {model.name} has no category head: classification not measured")
     else:
-        keep = [i for i, label in enumerate(data.labels) if label in known]
-        unknown = sorted({label for label in data.labels if label not in known})
+        keep = [i for i, label in enumerate(data.labels) if label in known or label == OTHER]
+        unknown = sorted({label for label in data.labels if label not in known and label != OTHER})
         if unknown:
             notes.append(f"classes not in the model, left out of classification: {', '.join(unknown)}")
         scope = f"all {len(keep)} images of known classes"
@@ -117,14 +130,26 @@ def evaluate(
                          "split) and are left out of classification"
                          + ("; retrieval uses every image, so it is optimistic for a fine-tuned trunk"
                             if retrieval and model.trunk_file else ""))
-        if keep and data.category_probs is not None:
-            predicted = [model.classes[int(j)] for j in np.argmax(data.category_probs[keep], axis=1)]
-            classification = classification_report([data.labels[i] for i in keep], predicted, model.classes)
+        if keep and data.category_probs is not None and embedder.categorizer is not None:
+            outputs = embedder.categorizer.outputs
+            truth = [data.labels[i] for i in keep]
+            probs = data.category_probs[keep]
+            predicted = [outputs[int(j)] for j in np.argmax(probs, axis=1)]
+            labels = outputs if OTHER in outputs or OTHER not in truth else [*outputs, OTHER]
+            classification = classification_report(truth, predicted, labels)
+            if OTHER in truth:
+                open_set = open_set_report(truth, probs, outputs, threshold)
+                if OTHER not in outputs:
+                    notes.append(f"model {model.name} is closed-set: it files every photo under one of its "
+                                 "categories, so each photo of none of them counts as a mistake")
         else:
             notes.append("no image of a class the model knows: classification not measured")
-    report = leave_one_out(data.vectors, data.labels) if retrieval else None
+    # Retrieval is about groups of photos; "other" is no group, so its photos are left out of it.
+    groups = [i for i, label in enumerate(data.labels) if label != OTHER]
+    report = (leave_one_out(data.vectors[groups], [data.labels[i] for i in groups])
+              if retrieval and groups else None)
     return EvaluationReport(str(root), model.name, embedder.model_id, len(data.labels), data.skipped,
-                            classification, scope, report, notes)
+                            classification, scope, report, notes, open_set)
 
 
 def _recorded_split(model: ModelRef) -> Split | None:

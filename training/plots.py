@@ -60,3 +60,23 @@ def plot_confusion(classes: list[str], matrix: list[list[int]], path: Path, titl
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_reliability(bins: list[dict], ece: float, path: Path, title: str) -> Path:
+    """A reliability diagram: accuracy against confidence per bin, with the diagonal a calibrated model follows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for b in bins:
+        ax.bar((b["low"] + b["high"]) / 2, b["accuracy"], width=b["high"] - b["low"], edgecolor="black",
+               color="tab:blue", alpha=0.7)
+        ax.text((b["low"] + b["high"]) / 2, b["accuracy"] + 0.01, str(b["count"]), ha="center", fontsize=7)
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color="tab:red",
+            label="accuracy at mean confidence")
+    ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence (top probability)", ylabel="accuracy",
+           title=f"{title}\nECE {ece:.3f} (bar labels: photos per bin)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

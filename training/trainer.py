@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from cbir import __version__
+from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import UsageError
-from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, HEAD_FILE, TRUNK_FILE, ModelRef
+from indexer.categorizer import OTHER
+from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, CATEGORIZER_FILE, TRUNK_FILE, ModelRef
 from indexer.resnet import EMBEDDING_DIM, INPUT_SIZE
 from training.data_check import DatasetCheck, check_dataset
 from training.progress import ProgressFactory, no_progress
@@ -59,6 +61,7 @@ class TrainOptions:
     name: str | None = None
     notes: list[str] = field(default_factory=list)
     weights: str | None = None
+    other: list[Path] = field(default_factory=list)  # folders of photos of none of the classes (negatives)
     progress: ProgressFactory = no_progress  # the CLI passes one that draws bars on stderr
 
 
@@ -81,7 +84,8 @@ def train(options: TrainOptions) -> TrainResult:
 
     bar = options.progress("checking images", None, "img")
     try:
-        data = check_dataset(options.data_dir, min_per_class=options.min_per_class, on_progress=bar.update)
+        data = check_dataset(options.data_dir, other=list(options.other), min_per_class=options.min_per_class,
+                             on_progress=bar.update)
     finally:
         bar.close()
     _report_data(data, options.min_per_class)
@@ -114,6 +118,9 @@ def _report_data(data: DatasetCheck, min_per_class: int) -> None:
         log.warning("left out class %r: %d readable images, fewer than %d", label, n, min_per_class)
     log.info("%d images in %d classes: %s", len(data.images), len(data.classes),
              ", ".join(f"{c} {n}" for c, n in data.counts.items()))
+    if not data.has_other:
+        log.info("no photos of none of the classes (--other DIR, or a class folder named 'other'): "
+                 "'other' is learned from the classes' own photos alone (less reliable)")
 
 
 def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainOptions, started: float) -> dict:
@@ -123,50 +130,38 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
     from indexer.keras_embedder import KerasEmbedder
     from indexer.weights import ensure_weights
     from training.augment import build_augmenter
-    from training.features import extract_features
     from training.finetune import DEFAULT_LEARNING_RATE, STEP_COST, fine_tune
-    from training.head import build_head, fit_head
+    from training.head import OTHER_WEIGHT, build_head, fit_categorizer, fit_head
     from training.keras_progress import fit_progress
     from training.plots import plot_curves
 
     keras.utils.set_random_seed(options.seed)
     classes = data.classes
-    class_index = {c: i for i, c in enumerate(classes)}
+    head_classes = [*classes, OTHER] if data.has_other else list(classes)
+    class_index = {c: i for i, c in enumerate(head_classes)}
     idx = split.indices([i.relpath for i in data.images])
     labels = np.asarray([class_index[i.label] for i in data.images])
-    class_weight = _balanced_weights(labels[idx["train"]], len(classes))
-    log.info("class weights: %s", ", ".join(f"{c} {class_weight[i]:.2f}" for c, i in class_index.items()))
-
+    class_weight = _balanced_weights(labels[idx["train"]], len(head_classes))
+    if data.has_other:
+        class_weight[class_index[OTHER]] *= OTHER_WEIGHT
     embedder = KerasEmbedder(ensure_weights(options.weights))
     augmenter = build_augmenter(options.seed)
-    copies = options.augment_copies
-    passes = len(idx["train"]) * (1 + copies) + len(idx["val"])
-    log.info("computing frozen ResNet-50 features: %d passes (%d training images x %d, %d validation), "
-             "about %s", passes, len(idx["train"]), 1 + copies, len(idx["val"]),
-             _duration(passes / _measure_rate(embedder, data)))
-    bar = options.progress("features", passes, "img")
-    try:
-        train_f = extract_features(embedder, data, idx["train"], class_index, copies=copies,
-                                   augmenter=augmenter, batch_size=options.batch_size, on_progress=bar.update)
-        val_f = extract_features(embedder, data, idx["val"], class_index, batch_size=options.batch_size,
-                                 on_progress=bar.update)
-    finally:
-        bar.close()
-    rate = (len(train_f.vectors) + len(val_f.vectors)) / max(train_f.seconds + val_f.seconds, 1e-9)
-    log.info("features at %.1f images/s", rate)
+    train_f, val_f, rate = _features(embedder, data, idx, class_index, augmenter, options, "frozen ResNet-50")
 
-    head = build_head(len(classes))
-    head_lr = options.learning_rate if options.fine_tune == "head" and options.learning_rate else 1e-3
-    steps = -(-len(train_f.vectors) // options.batch_size)
-    bar = options.progress("head", steps * options.head_epochs, "step")
-    head_history = fit_head(head, train_f.vectors, train_f.labels, val_f.vectors, val_f.labels,
-                            class_weight=class_weight, epochs=options.head_epochs,
-                            patience=options.patience or 20, learning_rate=head_lr,
-                            batch_size=options.batch_size, callbacks=[fit_progress(bar)])
-    phases = [_phase("head", head_history, head_lr, frozen="whole ResNet-50 (features computed once)")]
-
+    phases: list[dict] = []
     mode = options.fine_tune
     if mode != "head":
+        # A Keras head to fine-tune the network against, warm-started on the cached features.
+        head = build_head(len(head_classes))
+        lr_head = 1e-3
+        steps = -(-len(train_f.vectors) // options.batch_size)
+        bar = options.progress("head", steps * options.head_epochs, "step")
+        head_history = fit_head(head, train_f.vectors, train_f.labels, val_f.vectors, val_f.labels,
+                                class_weight=class_weight, epochs=options.head_epochs,
+                                patience=options.patience or 20, learning_rate=lr_head,
+                                batch_size=options.batch_size, callbacks=[fit_progress(bar)])
+        phases.append(_phase("head (for fine-tuning)", head_history, lr_head,
+                             frozen="whole ResNet-50 (features computed once)"))
         epochs = options.epochs or 10
         lr = options.learning_rate or DEFAULT_LEARNING_RATE[mode]
         per_epoch = (len(idx["train"]) * STEP_COST[mode] + len(idx["val"])) / rate
@@ -181,8 +176,16 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
                             callbacks=[fit_progress(bar)])
         frozen = "BatchNormalization layers" + ("" if mode == "all" else " and stages 1-4")
         phases.append(_phase(f"fine-tune {mode}", history, lr, frozen=frozen))
+        # The categorizer is fitted on what the fine-tuned network computes.
+        train_f, val_f, _ = _features(embedder, data, idx, class_index, augmenter, options, "fine-tuned ResNet-50")
 
-    _save_clean(head, build_head(len(classes)), staging / HEAD_FILE)
+    categorizer = fit_categorizer(train_f.vectors, [head_classes[i] for i in train_f.labels], val_f.vectors,
+                                  [head_classes[i] for i in val_f.labels], classes)
+    log.info("categorizer: %s; temperature %.3f%s", categorizer.method["name"], categorizer.temperature,
+             f", energy gate {categorizer.min_energy:.3f}" if categorizer.min_energy is not None else "")
+    phases.append({"name": "categorizer", "method": categorizer.method["name"],
+                   "frozen": "the whole network (features computed once)"})
+    categorizer.save(staging / CATEGORIZER_FILE)
     if mode == "head":
         trunk = {"source": "imagenet", "id": embedder.trunk_id,
                  "note": "ImageNet ResNet-50 weights, unchanged; cbir provisions them (see README)"}
@@ -192,39 +195,74 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
                  "note": f"ResNet-50 fine-tuned ({mode}) from ImageNet weights {embedder.trunk_id}"}
     split.save(staging)
     (staging / HISTORY_FILE).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
-    plot_curves(phases, staging / CURVES_FILE)
-    card = _card(options, data, split, classes, trunk, phases, class_weight)
+    if any("history" in phase for phase in phases):
+        plot_curves([phase for phase in phases if "history" in phase], staging / CURVES_FILE)
+    card = _card(options, data, split, classes, trunk, phases, class_weight, head_classes)
+    card["categorizer"] = {"file": CATEGORIZER_FILE, **categorizer.method}
     _write_card(staging, card)
 
     # Measure what was saved, loaded back the way every other command loads it.
     final = KerasEmbedder(embedder.weights, ModelRef(str(staging), staging, card))
-    card["metrics"] = {"test": _test_metrics(final, data, idx["test"], classes, staging)}
+    card["metrics"] = {"test": _test_metrics(final, data, idx["test"], staging)}
     card["model_id"] = final.model_id
     card["trained"]["seconds"] = round(time.perf_counter() - started, 1)
     _write_card(staging, card)
     return card
 
 
-def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], classes: list[str], staging: Path) -> dict:
+def _features(embedder, data: DatasetCheck, idx: dict[str, list[int]], class_index: dict[str, int], augmenter,
+              options: TrainOptions, what: str):
+    """Features of the training split (plus augmented copies) and of the validation split, and the rate."""
+    from training.features import extract_features
+
+    copies = options.augment_copies
+    passes = len(idx["train"]) * (1 + copies) + len(idx["val"])
+    log.info("computing %s features: %d passes (%d training images x %d, %d validation), about %s", what,
+             passes, len(idx["train"]), 1 + copies, len(idx["val"]), _duration(passes / _measure_rate(embedder, data)))
+    bar = options.progress("features", passes, "img")
+    try:
+        train_f = extract_features(embedder, data, idx["train"], class_index, copies=copies,
+                                   augmenter=augmenter, batch_size=options.batch_size, on_progress=bar.update)
+        val_f = extract_features(embedder, data, idx["val"], class_index, batch_size=options.batch_size,
+                                 on_progress=bar.update)
+    finally:
+        bar.close()
+    rate = (len(train_f.vectors) + len(val_f.vectors)) / max(train_f.seconds + val_f.seconds, 1e-9)
+    log.info("features at %.1f images/s", rate)
+    return train_f, val_f, rate
+
+
+def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], staging: Path) -> dict:
+    """Classification over the categories and "other", and the open-set figures, on the test split."""
     from training.classification_metrics import classification_report
+    from training.open_set_metrics import open_set_report
     from training.plots import plot_confusion
 
     if not test_idx:
         return {"note": "no test split (--test-fraction 0)"}
-    predicted: list[str] = []
-    for start in range(0, len(test_idx), 32):
-        probs = embedder.embed(data.load_pixels(test_idx[start : start + 32])).category_probs
-        predicted += [classes[int(i)] for i in np.argmax(probs, axis=1)]
+    outputs = embedder.categorizer.outputs
+    probs = np.concatenate([embedder.embed(data.load_pixels(test_idx[start : start + 32])).category_probs
+                            for start in range(0, len(test_idx), 32)])
+    predicted = [outputs[int(i)] for i in np.argmax(probs, axis=1)]
     truth = [data.images[i].label for i in test_idx]
-    report = classification_report(truth, predicted, classes)
-    plot_confusion(classes, report.confusion, staging / CONFUSION_FILE, f"test split ({len(truth)} images)")
+    report = classification_report(truth, predicted, outputs)
+    plot_confusion(outputs, report.confusion, staging / CONFUSION_FILE, f"test split ({len(truth)} images)")
     log.info("test split: accuracy %.3f, macro F1 %.3f over %d images", report.accuracy, report.macro["f1"],
              len(truth))
-    return report.as_dict()
+    result = report.as_dict()
+    known = [i for i, t in enumerate(truth) if t != OTHER]
+    if len(known) < len(truth):  # photos of none of the categories were held out too
+        in_distribution = classification_report([truth[i] for i in known], [predicted[i] for i in known],
+                                                outputs)
+        result["categories_only"] = {"samples": len(known), "accuracy": round(in_distribution.accuracy, 4),
+                                     "macro_f1": round(float(np.mean([in_distribution.per_class[c]["f1"]
+                                                                      for c in data.classes])), 4)}
+    result["open_set"] = open_set_report(truth, probs, outputs, DEFAULT_MIN_CONFIDENCE).as_dict()
+    return result
 
 
 def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list[str], trunk: dict,
-          phases: list[dict], class_weight: dict[int, float]) -> dict:
+          phases: list[dict], class_weight: dict[int, float], head_classes: list[str]) -> dict:
     import keras
     import tensorflow as tf
 
@@ -234,17 +272,18 @@ def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list
         "name": options.name or Path(options.out_dir).name,
         "classes": classes,
         "architecture": "ResNet-50 (keras.applications) -> global average pooling (2048-d, the retrieval "
-                        "embedding) -> category head (L2 normalisation, x16, dropout 0.2, dense softmax)",
+                        "embedding) -> categorizer (L2 normalisation, x16, multinomial logistic regression over "
+                        "the classes" + (" and 'other'" if OTHER in head_classes else "") + ", temperature, "
+                        "energy gate; see indexer/categorizer.py)",
         "input": {"size": [INPUT_SIZE, INPUT_SIZE, 3], "preprocessing": PREPROCESSING},
         "embedding": {"dim": EMBEDDING_DIM, "layer": "avg_pool", "normalised": "L2"},
         "trunk": trunk,
-        "head": {"file": HEAD_FILE},
         "fine_tune": {
             "mode": options.fine_tune,
             "phases": [{k: v for k, v in p.items() if k != "history"} for p in phases],
             "augmentation": AUGMENTATION,
             "augmented_copies_for_head": options.augment_copies,
-            "class_weight": {c: round(class_weight[i], 4) for i, c in enumerate(classes)},
+            "class_weight": {c: round(class_weight[i], 4) for i, c in enumerate(head_classes)},
             "seed": options.seed,
         },
         "data": data.summary(),
@@ -260,12 +299,6 @@ def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list
         },
         "notes": list(options.notes),
     }
-
-
-def _save_clean(trained, fresh, path: Path) -> None:
-    """Save the weights in an uncompiled twin: no optimizer state in the shipped file."""
-    fresh.set_weights(trained.get_weights())
-    fresh.save(path)
 
 
 def _write_card(directory: Path, card: dict) -> None:
