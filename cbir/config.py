@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# `cbir clean --min-confidence` default. Chosen from the default model's figures: on its 82 validation
-# and test images, its 3 mistakes scored 0.54 to 0.67 and 78 of the 79 correct ones scored above this.
+# `cbir clean --min-confidence` default. Models' probabilities are calibrated on held-out photos (temperature
+# scaling), so this means "about 7 in 10 right"; on the default model's held-out test split every photo it
+# moved at this threshold was right (benchmarks/open_set.py).
 DEFAULT_MIN_CONFIDENCE = 0.7
 
 
