@@ -85,7 +85,7 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
         for path, reason in plan.skipped:
             echo_err(f"cbir: skipped {quote_path(path)}: {reason}")
         if not yes:
-            _print_moves(plan.moves, as_json, null, dry_run=True)
+            _print_moves(plan.moves, as_json, null, dry_run=True, plan=plan)
             _summary(plan.per_category(), plan, min_confidence, moved=False)
             return
         with progress_bar(len(plan.moves), disable=quiet, unit="file") as bar:
@@ -94,7 +94,8 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
                                    on_progress=bar.update)
         for path, reason in result.failed:
             echo_err(f"cbir: not moved {quote_path(path)}: {reason}")
-        _print_moves(result.moved, as_json, null, dry_run=False, run_id=result.run_id, failed=result.failed)
+        _print_moves(result.moved, as_json, null, dry_run=False, run_id=result.run_id, failed=result.failed,
+                     plan=plan)
         _summary(result.per_category(), plan, min_confidence, moved=True, run_id=result.run_id,
                  failed=len(result.failed))
     if result.failed:
@@ -102,11 +103,15 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
                                   "(listed above); they are where they were")
 
 
-def _print_moves(moves, as_json: bool, null: bool, *, dry_run: bool, run_id: int | None = None,
+def _print_moves(moves, as_json: bool, null: bool, *, dry_run: bool, plan, run_id: int | None = None,
                  failed=()) -> None:
     if as_json:
+        left = {"no_category": plan.no_category, "below_confidence": plan.below_confidence,
+                "already_sorted": plan.already_sorted,
+                "skipped": [{"path": p, "reason": r} for p, r in plan.skipped]}
         click.echo(json.dumps({"dry_run": dry_run, "run_id": run_id, "moves": [m.as_dict() for m in moves],
-                               "failed": [{"path": p, "reason": r} for p, r in failed]}, indent=2))
+                               "failed": [{"path": p, "reason": r} for p, r in failed], "left_in_place": left},
+                              indent=2))
         return
     for m in moves:
         emit([m.category, f"{m.confidence:.4f}"], [m.src, m.dst], null)

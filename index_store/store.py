@@ -136,7 +136,7 @@ class _Catalog(CatalogInfo):
         if not manifest or manifest.generation != self.generation or manifest.model_id != self.model_id:
             return None
         if not _file_matches(path, manifest):
-            log.warning("%s does not match the checksum in its manifest; rebuilding it from the catalog", path)
+            _report_mismatch(path, manifest)
             return None
         try:
             index = read_index(path)
@@ -436,8 +436,8 @@ class IndexStore(_Catalog):
             index = self._apply_changes(faiss_path, plan)
             self.patched = index is not None
         if index is None:
-            if same_plan and not intact:
-                log.warning("%s does not match its manifest; rebuilding it from the catalog", faiss_path)
+            if same_plan and manifest is not None and not intact:
+                _report_mismatch(faiss_path, manifest)
             index = self._build_faiss(plan)
         written: dict[str, int] = {}
 
@@ -498,6 +498,13 @@ class IndexStore(_Catalog):
 
 def _json(value: dict[str, float] | None) -> str | None:
     return json.dumps(value, sort_keys=True) if value is not None else None
+
+
+def _report_mismatch(path: Path, manifest: Manifest) -> None:
+    if manifest.faiss_crc32 is None:
+        log.info("%s was written by an older cbir that kept no checksum; rebuilding it once", path)
+    else:
+        log.warning("%s does not match the checksum in its manifest; rebuilding it from the catalog", path)
 
 
 def _file_matches(path: Path, manifest: Manifest) -> bool:

@@ -58,7 +58,9 @@ def test_clean_leaves_photos_of_no_category_in_place_and_says_so(photo_tree, cli
     assert others >= 4  # the cat, the espresso, the rocket, the coins, the flower, the moon: none of the five
     proc = run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes", "--json"], cli_env)
     assert proc.returncode == 0, proc.stderr
-    moved = {Path(m["path"]).name for m in json.loads(proc.stdout)["moves"]}
+    result = json.loads(proc.stdout)
+    moved = {Path(m["path"]).name for m in result["moves"]}
+    assert result["left_in_place"]["no_category"] == others
     assert {"chelsea.jpg", "coffee.jpg", "rocket.gif"}.isdisjoint(moved)
     assert (photo_tree / "chelsea.jpg").is_file() and (photo_tree / "rocket.gif").is_file()
     assert f"{others} left in place as belonging to no category" in proc.stderr
