@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cbir.config import DEFAULT_MIN_CONFIDENCE
+from cbir.config import DEFAULT_MIN_CONFIDENCE, DUPLICATES_FOLDER
 from cbir.errors import UsageError, mixed_models
 from cbir.safe_move import MoveError, file_hash, free_name, link_free, move_file, partial_path, remove_name
 from index_store.journal import UNSETTLED_STATES, Journal, MoveRow, PlannedMove
@@ -130,7 +130,7 @@ def plan_clean(
     """What would move where. Only regular files inside the indexed roots, reached without a link, are planned."""
     plan = CleanPlan()
     bases = [*roots, *([dest] if dest else [])]
-    sorted_folders = [os.path.join(base, c) for base in bases for c in classes]
+    sorted_folders = [os.path.join(base, c) for base in bases for c in [*classes, DUPLICATES_FOLDER]]
     taken: set[str] = set()
     folder_problems: dict[str, str | None] = {}
     for row in store.rows_with_categories([*categories, OTHER]):
@@ -140,7 +140,7 @@ def plan_clean(
         if category == OTHER:
             plan.no_category += 1
             continue
-        root = max((r for r in roots if _under(row.path, r)), key=len, default=None)
+        root = root_of(row.path, roots)
         if root is None:
             continue  # moved outside the indexed roots by an earlier clean: never touched again
         if any(_under(row.path, folder) for folder in sorted_folders):
@@ -150,37 +150,52 @@ def plan_clean(
         if confidence < min_confidence:
             plan.below_confidence += 1
             continue
-        if os.path.islink(row.path):
-            # A link's target may live anywhere; the file it points to is indexed on its own when it is inside.
-            plan.skipped.append((row.path, "symbolic link, not moved"))
-            continue
-        if not link_free(row.path, root):
-            plan.skipped.append((row.path, "reached through a symbolic link, not moved"))
-            continue
-        try:
-            stat = os.stat(row.path)
-        except OSError:
-            plan.skipped.append((row.path, "no longer exists"))
-            continue
-        if stat.st_size != row.size or stat.st_mtime_ns != row.mtime_ns:
-            plan.skipped.append((row.path, "changed since it was indexed"))
-            continue
-        folder = Path(dest or root) / category
-        key = str(folder)
-        if key not in folder_problems:
-            folder_problems[key] = _folder_problem(category, folder, dest or root)
-        problem = folder_problems[key]
-        if problem:
-            plan.skipped.append((row.path, problem))
-            continue
-        target = free_name(folder, os.path.basename(row.path), taken)
-        taken.add(str(target))
-        plan.moves.append(PlannedMove(row.id, row.path, str(target), row.size, row.hash, category, confidence))
+        plan_move(plan, row, root, dest, category, confidence, taken, folder_problems)
     return plan
 
 
+def plan_move(plan: CleanPlan, row, root: str, dest: str | None, folder_name: str, confidence: float,
+              taken: set[str], folder_problems: dict[str, str | None]) -> None:
+    """Plan moving ``row``'s file into ``folder_name`` under ``dest`` (else its root), or say why not.
+
+    Only a regular file inside the indexed root, reached without a link and unchanged since indexed,
+    is planned; a name taken on disk or earlier in the plan gets a suffix.
+    """
+    if os.path.islink(row.path):
+        # A link's target may live anywhere; the file it points to is indexed on its own when it is inside.
+        plan.skipped.append((row.path, "symbolic link, not moved"))
+        return
+    if not link_free(row.path, root):
+        plan.skipped.append((row.path, "reached through a symbolic link, not moved"))
+        return
+    try:
+        stat = os.stat(row.path)
+    except OSError:
+        plan.skipped.append((row.path, "no longer exists"))
+        return
+    if stat.st_size != row.size or stat.st_mtime_ns != row.mtime_ns:
+        plan.skipped.append((row.path, "changed since it was indexed"))
+        return
+    folder = Path(dest or root) / folder_name
+    key = str(folder)
+    if key not in folder_problems:
+        folder_problems[key] = _folder_problem(folder_name, folder, dest or root)
+    problem = folder_problems[key]
+    if problem:
+        plan.skipped.append((row.path, problem))
+        return
+    target = free_name(folder, os.path.basename(row.path), taken)
+    taken.add(str(target))
+    plan.moves.append(PlannedMove(row.id, row.path, str(target), row.size, row.hash, folder_name, confidence))
+
+
+def root_of(path: str, roots: list[str]) -> str | None:
+    """The innermost indexed root that holds ``path``."""
+    return max((r for r in roots if _under(path, r)), key=len, default=None)
+
+
 def _folder_problem(category: str, folder: Path, base: str) -> str | None:
-    problem = class_name_problem(category)
+    problem = None if category == DUPLICATES_FOLDER else class_name_problem(category)  # reserved for this
     if problem:
         return f"category {category!r} cannot be a folder name ({problem}), not moved"
     if os.path.lexists(folder) and not link_free(str(folder), base):

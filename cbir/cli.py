@@ -107,10 +107,13 @@ def _known_roots(index_path: Path) -> list[str]:
 @weights_option
 @runtime_option
 @click.option("--timings", is_flag=True, help="Also print where the time went, phase by phase, on stderr.")
+@click.option("--tag", "tags", multiple=True,
+              help="Only images tagged with this word (repeatable: all of them), as `cbir find` matches words.")
 @json_option
 @null_option
 def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, model: str | None,
-              weights: str | None, runtime: str | None, timings: bool, as_json: bool, null: bool) -> None:
+              weights: str | None, runtime: str | None, timings: bool, tags: tuple[str, ...], as_json: bool,
+              null: bool) -> None:
     """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
     from cbir.config import resolve_index_dir
     from cbir.search import Stopwatch, check_query_args, no_close_match, query
@@ -119,7 +122,7 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
     setup_logging()
     check_query_args(image, k)
     hits = query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights,
-                 model=model, runtime=runtime, stopwatch=stopwatch)
+                 model=model, runtime=runtime, stopwatch=stopwatch, tags=list(tags))
     if as_json:
         click.echo(json.dumps([h.as_dict() for h in hits], indent=2))
     else:
@@ -286,13 +289,23 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime:
 
 
 def _register_clean_commands() -> None:
-    from cbir.cli_clean import clean_cmd, history_cmd, undo_cmd
+    from cbir.cli_clean import clean_cmd, duplicates_cmd, history_cmd, undo_cmd
 
-    for command in (clean_cmd, undo_cmd, history_cmd):
+    for command in (clean_cmd, undo_cmd, history_cmd, duplicates_cmd):
         cli.add_command(command)
 
 
 _register_clean_commands()
+
+
+def _register_tag_commands() -> None:
+    from cbir.cli_tags import find_cmd, tags_cmd
+
+    for command in (find_cmd, tags_cmd):
+        cli.add_command(command)
+
+
+_register_tag_commands()
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from cbir.cli_common import (
 )
 from cbir.cli_output import emit, quote_path
 from cbir.config import DEFAULT_MIN_CONFIDENCE
-from cbir.errors import IncompleteMoveError
+from cbir.errors import IncompleteMoveError, UsageError
 
 _CONFIDENCE_HELP = (
     f"Leave images whose category probability is below this in place (default {DEFAULT_MIN_CONFIDENCE}). The "
@@ -223,3 +223,125 @@ def history_cmd(index_dir: str | None, as_json: bool) -> None:
     for r in runs:
         when = _dt.datetime.fromtimestamp(r.started_at).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{r.id}\t{when}\t{r.state}\t{r.moved}\t{r.undone}\t{','.join(r.categories)}")
+
+
+@click.command("duplicates")
+@click.option("--in", "in_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Only indexed images under this folder (repeatable; default: every indexed folder).")
+@click.option("--level", type=click.Choice(["exact", "near", "similar"]), default="near", show_default=True,
+              help="exact: the same bytes; near: the same photo re-encoded, resized, cropped, rotated or lightly "
+                   "edited; similar: also burst shots and the same scene a moment apart.")
+@click.option("--prefer", "prefer", multiple=True, type=click.Path(file_okay=False),
+              help="Keep the copy in this folder when a group has one there (repeatable), before any other rule.")
+@click.option("--move-extras", is_flag=True,
+              help="Move every copy but the best of each group into a 'duplicates' folder (a dry run unless "
+                   "--yes); `cbir undo` puts them back.")
+@click.option("--dest", type=click.Path(file_okay=False), default=None,
+              help="With --move-extras: put the 'duplicates' folder here (default: inside the indexed folder "
+                   "each copy belongs to).")
+@click.option("--yes", is_flag=True, help="With --move-extras: really move the files.")
+@click.option("--sheet", "sheet", type=click.Path(dir_okay=False), default=None,
+              help="Also write a contact sheet of the groups to this PNG (the keeper marked, similarity and "
+                   "reason under each).")
+@index_option
+@quiet_option("No progress bar and no per-group lines on stderr.")
+@json_option
+@null_option
+def duplicates_cmd(in_dirs: tuple[str, ...], level: str, prefer: tuple[str, ...], move_extras: bool,
+                   dest: str | None, yes: bool, sheet: str | None, index_dir: str | None, quiet: bool,
+                   as_json: bool, null: bool) -> None:
+    """List groups of duplicates among indexed images, the copy to keep first, and why.
+
+    Prints group<TAB>keep|copy<TAB>similarity<TAB>path lines. With --move-extras every copy but the
+    best goes into a 'duplicates' folder, journaled like clean: `cbir undo` puts them back.
+    """
+    from cbir.config import resolve_index_dir
+    from cbir.duplicates import find_duplicates
+    from cbir.progress import progress_bar
+
+    setup_logging(quiet)
+    scope = [str(Path(d).expanduser().resolve()) for d in in_dirs]
+    prefer_paths = [str(Path(d).expanduser().resolve()) for d in prefer]
+    dest_path = str(Path(dest).expanduser().resolve()) if dest else None
+    if (dest or yes) and not move_extras:
+        raise UsageError("--dest and --yes go with --move-extras")
+    bar = progress_bar(disable=quiet, unit="img", desc="checking candidates")
+    try:
+        if not move_extras:
+            from index_store import IndexReader
+
+            reader = IndexReader.open(resolve_index_dir(index_dir))
+            try:
+                report = find_duplicates(reader, level, scope, reader.roots(), prefer_paths, bar.update)
+            finally:
+                reader.close()
+            bar.close()
+            _print_groups(report, as_json, null, quiet)
+            if sheet:
+                _write_sheet(report, sheet)
+            return
+        with _open_session(index_dir) as session:
+            bases = [*session.roots, *([dest_path] if dest_path else [])]
+            report = find_duplicates(session.store, level, scope, bases, prefer_paths, bar.update)
+            bar.close()
+            if not quiet:
+                _group_reasons(report)
+            if sheet:
+                _write_sheet(report, sheet)
+            _move_extras(session, report, dest_path, yes, as_json, null, quiet)
+    finally:
+        bar.close()
+
+
+def _print_groups(report, as_json: bool, null: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for number, group in enumerate(report.groups, 1):
+            for member in group.members:
+                emit([str(number), "keep" if member.keep else "copy", f"{member.similarity:.4f}"], [member.path],
+                     null)
+    if not quiet:
+        _group_reasons(report)
+    echo_err(f"cbir: {len(report.groups)} group(s), {report.extra_copies} extra copies among {report.images} "
+             f"image(s) (level {report.level}, {report.checked_pairs} of {report.candidate_pairs} candidate pairs "
+             f"checked, {report.seconds:.1f}s)")
+
+
+def _group_reasons(report) -> None:
+    for number, group in enumerate(report.groups, 1):
+        echo_err(f"cbir: group {number}: keeping {quote_path(group.keeper.path)}: {group.reason}")
+
+
+def _write_sheet(report, path: str) -> None:
+    from cbir.duplicates import contact_sheet
+
+    contact_sheet(report, path)
+    echo_err(f"cbir: contact sheet written to {quote_path(path)}")
+
+
+def _move_extras(session, report, dest: str | None, yes: bool, as_json: bool, null: bool, quiet: bool) -> None:
+    from cbir.clean import execute_clean
+    from cbir.duplicates import DUPLICATES_FOLDER, plan_extras
+    from cbir.progress import progress_bar
+
+    plan = plan_extras(report, session.store, session.roots, dest)
+    for path, reason in plan.skipped:
+        echo_err(f"cbir: skipped {quote_path(path)}: {reason}")
+    if not yes:
+        _print_moves(plan.moves, as_json, null, dry_run=True, plan=plan)
+        echo_err(f"cbir: would move {len(plan.moves)} extra copies of {len(report.groups)} group(s) into "
+                 f"'{DUPLICATES_FOLDER}' folders; dry run, nothing was moved; add --yes to move")
+        return
+    with progress_bar(len(plan.moves), disable=quiet, unit="file") as bar:
+        bar.set_description("moving")
+        result = execute_clean(plan, session.journal, session.store, [DUPLICATES_FOLDER], dest, session.roots,
+                               on_progress=bar.update)
+    for path, reason in result.failed:
+        echo_err(f"cbir: not moved {quote_path(path)}: {reason}")
+    _print_moves(result.moved, as_json, null, dry_run=False, run_id=result.run_id, failed=result.failed, plan=plan)
+    echo_err(f"cbir: moved {len(result.moved)} extra copies; recorded as run {result.run_id}; "
+             f"`cbir undo {result.run_id} --yes` puts them back")
+    if result.failed:
+        raise IncompleteMoveError(f"{len(result.failed)} of {len(plan.moves)} planned file(s) could not be moved "
+                                  "(listed above); they are where they were")

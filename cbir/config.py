@@ -9,6 +9,8 @@ from pathlib import Path
 # scaling), so this means "about 7 in 10 right"; on the default model's held-out test split every photo it
 # moved at this threshold was right (benchmarks/open_set.py).
 DEFAULT_MIN_CONFIDENCE = 0.7
+# Where `cbir duplicates --move-extras` sets copies aside; clean leaves that folder alone.
+DUPLICATES_FOLDER = "duplicates"
 
 
 def _xdg(var: str, fallback: str) -> Path:

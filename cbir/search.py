@@ -14,6 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError, mixed_models
 
@@ -85,10 +86,19 @@ class Searcher:
         self.reader = reader
         self.index = reader.load_faiss()
 
-    def search(self, vector, k: int, own=None, exclude_self: bool = False) -> list[Hit]:
-        """The k best hits for one unit vector; ``own`` is the query's own catalog row, if indexed."""
+    def search(self, vector, k: int, own=None, exclude_self: bool = False,
+               allowed: set[int] | None = None) -> list[Hit]:
+        """The k best hits for one unit vector; ``own`` is the query's own catalog row, if indexed.
+
+        With ``allowed``, only those ids can be hits (a tag filter), searched inside FAISS.
+        """
+        if allowed is not None and own is not None and own.id not in allowed:
+            own = None
         fetch = min(self.index.ntotal, k + (1 if own else 0))
-        scores, ids = self.index.search(vector.reshape(1, -1), fetch)
+        if allowed is not None:
+            scores, ids = self._search_within(vector, fetch, allowed)
+        else:
+            scores, ids = self.index.search(vector.reshape(1, -1), fetch)
         # Cosines of float16-stored unit vectors can stray just past 1; a score is a cosine, so clamp it.
         pairs = [(min(1.0, max(-1.0, float(s))), int(i)) for s, i in zip(scores[0], ids[0], strict=True)
                  if i >= 0 and (not own or i != own.id)]
@@ -104,6 +114,19 @@ class Searcher:
         ]
 
 
+    def _search_within(self, vector, fetch: int, allowed: set[int]):
+        import faiss
+        import numpy as np
+
+        selector = faiss.IDSelectorBatch(np.array(sorted(allowed), np.int64))
+        ivf = faiss.try_extract_index_ivf(self.index)
+        params: Any = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
+        params.sel = selector
+        if ivf is not None:
+            params.nprobe = ivf.nprobe  # the parameters replace the index's own, so carry its probe count
+        return self.index.search(vector.reshape(1, -1), fetch, params=params)
+
+
 def query(
     index_dir: Path,
     image: str | os.PathLike[str],
@@ -114,6 +137,7 @@ def query(
     model: str | None = None,
     runtime: str | None = None,
     stopwatch: Stopwatch | None = None,
+    tags: list[str] | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
     from index_store.catalog import trunk_of
@@ -128,6 +152,11 @@ def query(
     try:
         if reader.count() == 0:
             raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
+        allowed = None
+        if tags:
+            from cbir.tagging import words_to_tags
+
+            allowed = reader.ids_tagged(words_to_tags(reader, tags))
         content = read_file(path)
         pixels = decode(content.data)
         lap("read and decode the image")
@@ -143,7 +172,7 @@ def query(
         own = reader.row_by_path(str(path))
         if own is not None and own.hash != content.digest:
             own = None  # the file changed since it was indexed; its stored vector is stale
-        hits = searcher.search(vector, k, own, exclude_self)
+        hits = searcher.search(vector, k, own, exclude_self, allowed)
         lap("search and look up paths")
         return hits
     finally:

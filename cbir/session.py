@@ -40,6 +40,10 @@ def recategorize(store: IndexStore, categorize, model_id: str, model_ref: str | 
     previous = store.model_ref or store.model_id
     started = time.monotonic()
     count = store.recategorize(categorize, model_id, model_ref)
+    from indexer.tags import CATEGORY_PREFIX
+
+    store.retag_categories(CATEGORY_PREFIX)  # the ImageNet tags do not depend on the head
+    store.commit()
     log.info("recomputed the categories of %d images from their stored vectors for model %s (was %s) in %.1fs; "
              "nothing was embedded again", count, model_ref or model_id, previous, time.monotonic() - started)
     return count

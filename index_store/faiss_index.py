@@ -112,6 +112,15 @@ def tune(index, plan: IndexPlan) -> None:
         inner.hnsw.efSearch = HNSW_EF_SEARCH
 
 
+def cap_probes(index, nprobe: int) -> None:
+    """Visit at most ``nprobe`` inverted lists per query (IVF only; other kinds are left as they are)."""
+    import faiss
+
+    if isinstance(faiss.downcast_index(index), faiss.IndexIVF):
+        ivf = faiss.extract_index_ivf(index)
+        ivf.nprobe = max(1, min(int(ivf.nprobe), nprobe))
+
+
 def describe_index(index) -> tuple[str, int]:
     """(kind, nlist) of a loaded FAISS index, to check it is what its manifest says."""
     import faiss

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS images (
     category_probs TEXT,
     tags           TEXT,
     indexed_at     REAL NOT NULL,
-    seen_run       INTEGER NOT NULL DEFAULT 0
+    seen_run       INTEGER NOT NULL DEFAULT 0,
+    feature_norm   REAL
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
 -- Vectors live apart from the metadata so that scans of images stay small.
@@ -33,4 +34,12 @@ CREATE TABLE IF NOT EXISTS vectors (
     id   INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
     data BLOB NOT NULL
 );
+-- Tags (index_store.tag_table): derived from the rows above, rebuilt whenever tags_version changes.
+CREATE TABLE IF NOT EXISTS image_tags (
+    tag      TEXT NOT NULL,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    score    REAL NOT NULL,
+    PRIMARY KEY (tag, image_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS image_tags_image ON image_tags(image_id);
 """

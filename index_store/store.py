@@ -28,6 +28,7 @@ from index_store.faiss_index import (
     IndexPlan,
     build_index,
     can_patch,
+    cap_probes,
     describe_index,
     estimate_bytes,
     plan_index,
@@ -39,6 +40,7 @@ from index_store.hashing import file_crc32
 from index_store.lock import WriterLock
 from index_store.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
 from index_store.schema import DDL, SCHEMA_VERSION
+from index_store.tag_table import TagReads, TagWrites
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,17 @@ def _damaged_catalog(message: str) -> CbirError:
     return DamagedFileError(f"{message}: index your folders again into a new --index (your photos are untouched)")
 
 
-class _Catalog(CatalogInfo):
+class _Catalog(CatalogInfo, TagReads):
     def row_by_path(self, path: str) -> ImageRow | None:
         found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = {PATH_PARAM}",
                                   (fs(path),)).fetchone()
         return _row(found) if found else None
+
+    def same_content_groups(self) -> list[list[int]]:
+        """Ids of images that share their bytes (the same content hash), a list per content."""
+        rows = self.conn.execute(
+            "SELECT GROUP_CONCAT(id) FROM images GROUP BY hash HAVING COUNT(*) > 1").fetchall()
+        return [[int(i) for i in ids.split(",")] for (ids,) in rows]
 
     def paths_under(self, folder: str) -> Iterator[str]:
         """Every indexed path under ``folder``, streamed (a range scan on the path index)."""
@@ -149,10 +157,14 @@ class _Catalog(CatalogInfo):
         tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
         return index
 
-    def load_faiss(self):
+    def load_faiss(self, max_nprobe: int | None = None):
+        """The published search index (rebuilt from the catalog when stale); ``max_nprobe`` caps how
+        many inverted lists an IVF index visits per query, for searches that only want close neighbours."""
         index = self._fresh_faiss()
         if index is None:
             index = self._build_faiss(self.index_plan())
+        if max_nprobe is not None:
+            cap_probes(index, max_nprobe)
         return index
 
     def _build_faiss(self, plan: IndexPlan):
@@ -178,7 +190,7 @@ class IndexReader(_Catalog):
         return cls(index_dir, connect_readonly(index_dir))
 
 
-class IndexStore(_Catalog):
+class IndexStore(TagWrites, _Catalog):
     """The single writer. Use as a context manager; ``finish()`` publishes the FAISS file."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection, lock: WriterLock) -> None:
@@ -223,6 +235,8 @@ class IndexStore(_Catalog):
             remove_stale_temporaries(index_dir, [FAISS_FILE, MANIFEST_FILE])
             store = cls(index_dir, conn, lock)
             store._claim(model_id, dim, model_ref)
+            store._ensure_tag_schema()
+            store.commit()
             return store
         except BaseException:
             # Any refusal (foreign file, newer schema, other model) frees both resources.
@@ -357,11 +371,13 @@ class IndexStore(_Catalog):
     def add(
         self, path: str, size: int, mtime_ns: int, digest: str, vector: np.ndarray, run: int,
         category: str | None = None, category_probs: dict[str, float] | None = None,
+        feature_norm: float | None = None,
     ) -> int:
         cur = self._write(
             "INSERT INTO images (path, size, mtime_ns, hash, model_id, category, category_probs, "
-            f"indexed_at, seen_run) VALUES ({PATH_PARAM}, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (fs(path), size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run),
+            f"indexed_at, seen_run, feature_norm) VALUES ({PATH_PARAM}, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (fs(path), size, mtime_ns, digest, self.model_id, category, _json(category_probs), time.time(), run,
+             feature_norm),
         )
         image_id = int(cur.lastrowid or 0)
         self._write("INSERT INTO vectors (id, data) VALUES (?, ?)", (image_id, vec.encode(vector)))
@@ -372,11 +388,12 @@ class IndexStore(_Catalog):
     def replace_content(
         self, image_id: int, size: int, mtime_ns: int, digest: str, vector: np.ndarray, run: int,
         category: str | None = None, category_probs: dict[str, float] | None = None,
+        feature_norm: float | None = None,
     ) -> None:
         self._write(
             "UPDATE images SET size = ?, mtime_ns = ?, hash = ?, category = ?, category_probs = ?, "
-            "indexed_at = ?, seen_run = ? WHERE id = ?",
-            (size, mtime_ns, digest, category, _json(category_probs), time.time(), run, image_id),
+            "indexed_at = ?, seen_run = ?, feature_norm = ? WHERE id = ?",
+            (size, mtime_ns, digest, category, _json(category_probs), time.time(), run, feature_norm, image_id),
         )
         self._write("UPDATE vectors SET data = ? WHERE id = ?", (vec.encode(vector), image_id))
         self._removed.add(image_id)
@@ -401,6 +418,7 @@ class IndexStore(_Catalog):
         self._write(f"UPDATE images SET path = {PATH_PARAM} WHERE id = ?", (fs(new_path), image_id))
 
     def remove(self, image_id: int) -> None:
+        self._write("DELETE FROM image_tags WHERE image_id = ?", (image_id,))
         self._write("DELETE FROM vectors WHERE id = ?", (image_id,))
         self._write("DELETE FROM images WHERE id = ?", (image_id,))
         self._forget([image_id])

@@ -14,10 +14,12 @@ head's name and content digest (what the categories depend on).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from indexer.categorizer import Categorizer
 from indexer.model import ModelRef, head_id, resolve_model
 from indexer.resnet import EMBEDDING_DIM, preprocess
 from indexer.weights import ensure_weights
+
+if TYPE_CHECKING:
+    from indexer.tags import Tagger
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +39,9 @@ FEATURES, IMAGENET = "features", "imagenet"
 @dataclass
 class Embedding:
     vectors: np.ndarray  # (N, 2048) float32, unit length
-    imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk
+    imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk on Keras
     category_probs: np.ndarray | None  # (N, len(categorizer.outputs)), only with a category head
+    norms: np.ndarray | None = None  # (N,) the pooled features' lengths, what tags need beside the vectors
 
 
 class Embedder:
@@ -68,13 +74,25 @@ class Embedder:
     def embed(self, batch_rgb_uint8: np.ndarray) -> Embedding:
         if len(batch_rgb_uint8) == 0:
             empty = np.zeros((0, self.dim), np.float32)
-            return Embedding(empty, None, self.categorizer.probabilities(empty) if self.categorizer else None)
+            return Embedding(empty, None, self.categorizer.probabilities(empty) if self.categorizer else None,
+                             np.zeros(0, np.float32))
         outputs = dict(zip(self.output_names, self.raw_outputs(preprocess(batch_rgb_uint8)), strict=True))
         features = np.asarray(outputs[FEATURES], dtype=np.float32)
-        vectors = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        norms = np.linalg.norm(features, axis=1)
+        vectors = features / np.maximum(norms[:, None], 1e-12)
         imagenet = np.asarray(outputs[IMAGENET], np.float32) if IMAGENET in outputs else None
         categories = self.categorizer.probabilities(vectors) if self.categorizer else None
-        return Embedding(vectors, imagenet, categories)
+        return Embedding(vectors, imagenet, categories, norms.astype(np.float32))
+
+    @functools.cached_property
+    def tagger(self) -> Tagger:
+        """Tags from this model's outputs: ImageNet's classes and their ancestors on the ImageNet trunk (a
+        fine-tuned trunk's features no longer feed ImageNet's classifier), and the category."""
+        from indexer.tags import Tagger, load_classifier
+
+        weights = getattr(self, "weights", None)
+        classifier = load_classifier(weights.path) if weights is not None and self.model.trunk_file is None else None
+        return Tagger(classifier)
 
     def categorize(self, vectors: np.ndarray) -> list[tuple[str, dict[str, float]]]:
         """Categories of stored (or fresh) embeddings with this model's head; [] without one."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cbir.config import DUPLICATES_FOLDER
 from cbir.errors import ModelError
 
 if TYPE_CHECKING:
@@ -105,8 +106,9 @@ def _file_digest(path: Path, size: int, mtime_ns: int) -> str:  # size and mtime
 
 
 MAX_CLASS_NAME = 64
-# 'all' is what `cbir clean --category all` means; 'other' is the answer for a photo of none of them.
-RESERVED_CLASS_NAMES = ("all", "other")
+# 'all' is what `cbir clean --category all` means; 'other' is the answer for a photo of none of them;
+# 'duplicates' is where `cbir duplicates` sets copies aside.
+RESERVED_CLASS_NAMES = ("all", "other", DUPLICATES_FOLDER)
 
 
 def class_name_problem(name: object) -> str | None:

@@ -105,6 +105,7 @@ class IndexRun:
     def run(self, roots: list[str], register: bool = True) -> IndexSummary:
         """Index ``roots``; ``register=False`` when they are folders inside already indexed roots."""
         started = time.monotonic()
+        self._refresh_tags()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="cbir-read") as pool:
             self._pool = pool
             for root in roots:
@@ -112,6 +113,18 @@ class IndexRun:
         self.store.finish()
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _refresh_tags(self) -> None:
+        """Tags of every indexed image, from the catalog alone, when the vocabulary, thresholds or model
+        changed since they were computed (or the index predates tags); nothing is embedded again."""
+        from indexer.tags import tags_version
+
+        version = tags_version(self.embedder.model_id)
+        if self.store.stored_tags_version() != version:
+            count = self.store.retag(self.embedder.tagger, version)
+            self.store.commit()
+            if count:
+                log.info("tagged %d indexed images from their stored vectors", count)
 
     # -- stages -------------------------------------------------------------------
     def _index_root(self, root: str, register: bool = True) -> None:
@@ -179,7 +192,8 @@ class IndexRun:
                 # A byte-identical copy: same pixels, same vector; no need to decode.
                 self._in_flight -= entry.size
                 twin = twins[0]
-                self._store(job, self.store.vector(twin.id), twin.category, twin.category_probs)
+                self._store(job, self.store.vector(twin.id), twin.category, twin.category_probs,
+                            self.store.feature_norm(twin.id))
                 self._done(1)
                 return
         self._decoding_by_hash[content.digest] = job
@@ -203,24 +217,30 @@ class IndexRun:
         result = self.embedder.embed(np.stack(pixels))
         categories = self.embedder.categories(result.category_probs) or [(None, None)] * len(jobs)
         done = 0
-        for job, vector, (category, probs) in zip(jobs, result.vectors, categories, strict=True):
+        norms = result.norms if result.norms is not None else np.full(len(jobs), np.nan, np.float32)
+        for job, vector, (category, probs), norm in zip(jobs, result.vectors, categories, norms, strict=True):
             for each in (job, *job.twins):
-                self._store(each, vector, category, probs)
+                self._store(each, vector, category, probs, float(norm))
                 done += 1
         self._done(done)
         self.store.commit()
         self._last_commit = time.monotonic()
 
     def _store(self, job: _Job, vector: np.ndarray, category: str | None,
-               probs: dict[str, float] | None) -> None:
+               probs: dict[str, float] | None, norm: float | None) -> None:
         entry = job.entry
         if job.row is None:
-            self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run, category, probs)
+            image_id = self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run,
+                                      category, probs, norm)
             self.summary.added += 1
         else:
-            self.store.replace_content(job.row.id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
-                                       category, probs)
+            image_id = job.row.id
+            self.store.replace_content(image_id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
+                                       category, probs, norm)
             self.summary.updated += 1
+        lengths = np.array([np.nan if norm is None else norm], np.float32)
+        tags = self.embedder.tagger(np.array([image_id]), vector[None], lengths, [category], [probs])[0]
+        self.store.set_tags(image_id, tags)
 
     # -- bookkeeping ----------------------------------------------------------------
     def _skip(self, path: str, reason: str, detail: str, counted: bool = True) -> None:

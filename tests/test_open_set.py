@@ -139,6 +139,11 @@ def test_recategorizing_calls_the_network_zero_times(photo_tree, cli_env, tmp_pa
     with open_store(index_dir, lambda status: (embedder.model_id, embedder.dim, embedder.model.ref)) as store:
         assert store.categories_from is not None  # another head, same trunk
         assert recategorize(store, embedder.categorize, embedder.model_id, embedder.model.ref) == 10
+        # The category tags follow at once; the ImageNet tags stay.
+        tags = {t for tags in store.tags_of(list(range(1, 11))).values() for t, _ in tags}
+        assert {t for t in tags if t.startswith("category:")} <= {"category:document", "category:scene",
+                                                                 "category:other"}
+        assert "n02121620" in tags  # the cat is still a cat
         summary = IndexRun(store, embedder).run([str(photo_tree)])
         cats = {row.category for row in store.rows_with_categories(["document", "scene", "other"])}
     assert calls == [] and summary.unchanged == 10 and cats <= {"document", "scene", "other"} and len(cats) >= 2

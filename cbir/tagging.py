@@ -1,0 +1,83 @@
+"""Searching by word and tagging any image: `cbir find` and `cbir tags` (see indexer.tags)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cbir.errors import IndexEmptyError, UsageError
+from cbir.search import Hit
+
+
+@dataclass(frozen=True)
+class Found(Hit):
+    """A hit of a word search: the score is the tag's (for several words, the weakest word's)."""
+
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def judgement(self) -> str:
+        return "tagged"
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "tags": self.tags}
+
+
+def words_to_tags(reader, words: list[str]) -> list[list[str]]:
+    """Each word as the tag ids it means; UsageError (with suggestions) for a word the vocabulary lacks."""
+    from indexer.tags import load_vocabulary
+
+    if not words:
+        raise UsageError("give at least one word to find")
+    vocabulary = load_vocabulary()
+    categories = reader.category_names() if reader is not None else []
+    return [vocabulary.resolve(word, categories) for word in words]
+
+
+def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
+    """Indexed images whose tags match every word (a synonym, or anything under it), best first."""
+    from index_store.tag_table import TagCatalog
+    from indexer.tags import load_vocabulary
+
+    if k is not None and k < 1:
+        raise UsageError(f"-k must be at least 1, got {k}")
+    catalog = TagCatalog.open(index_dir)
+    try:
+        if catalog.count() == 0:
+            raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
+        wanted = words_to_tags(catalog, words)
+        if not catalog.has_tags():
+            raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
+                                  "(nothing is embedded again)")
+        ranked = catalog.find_tagged(wanted, k)
+        rows = catalog.image_rows([i for i, _ in ranked])
+        tags = catalog.tags_of([i for i, _ in ranked])
+        vocabulary = load_vocabulary()
+        return [Found(score, rows[i][0], i, rows[i][1], rows[i][2], tags=[vocabulary.name(t) for t, _ in tags[i]])
+                for i, score in ranked if i in rows]
+    finally:
+        catalog.close()
+
+
+def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
+               runtime: str | None = None) -> list[tuple[str, list]]:
+    """(path, tags best first) for image files, indexed or not; the model loads once."""
+    import numpy as np
+
+    from cbir.search import check_query_args
+    from indexer.embedder import load_embedder
+    from indexer.loader import load_image
+    from indexer.model import resolve_model
+
+    files = [check_query_args(p, 1) for p in paths]
+    embedder = load_embedder(weights, resolve_model(model), runtime)
+    out = []
+    for path in files:
+        pixels, _ = load_image(path)
+        result = embedder.embed(pixels[None])
+        categories = embedder.categories(result.category_probs) or [(None, None)]
+        norms = result.norms if result.norms is not None else np.full(1, np.nan, np.float32)
+        out.append((str(path), embedder.tagger.tags(result.vectors, norms, [categories[0][0]],
+                                                    [categories[0][1]])[0]))
+    return out

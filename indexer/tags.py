@@ -1,0 +1,247 @@
+"""Tags: the ImageNet classes an image shows, and every WordNet ancestor a person would search by.
+
+The network's 1000 ImageNet scores are a softmax, so the classes are
+exclusive and a tag's score is the sum of the probabilities of the classes
+under it: three dog breeds at 0.3 each make ``dog`` 0.9. A tag is kept from
+``MIN_TAG_SCORE`` on. The vocabulary (``cbir/data/tags/vocabulary.json``,
+made by the script beside it from WordNet 3.0 and timm's class list) holds
+each class with its ancestors and their words; the abstract top of the
+hierarchy (``entity``, ``object``, ``whole``...) is never a tag. A search
+word means its usual meanings only (see ``Vocabulary._meant``): "car" is the
+automobile, not the railcar or the cable car.
+
+Scores come from the stored embedding, so a new vocabulary or threshold
+needs no network: the ImageNet classifier is linear on the pooled features,
+and an embedding is those features divided by their length, which the
+catalog keeps beside it (``feature_norm``). Rows indexed before that column
+existed use ``TYPICAL_NORM``, the median length over the development photos.
+The model's category (``food``, ``screenshot``... or ``other``) is a tag too.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cbir.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MIN_TAG_SCORE = 0.15
+SENSE_SHARE = 0.25
+CATEGORY_PREFIX = "category:"
+# Median pooled-feature length of the ImageNet trunk over 160 development photos (p10 32, p90 48).
+TYPICAL_NORM = 38.0
+
+
+@dataclass(frozen=True)
+class Tag:
+    id: str  # a WordNet synset id ('n02123045') or 'category:NAME'
+    name: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"tag": self.name, "id": self.id, "score": round(self.score, 4)}
+
+
+class Vocabulary:
+    """The tag vocabulary: synsets, their words, and which classes each one covers."""
+
+    def __init__(self, data: dict, digest: str) -> None:
+        self.digest = digest
+        self.classes: list[str] = data["classes"]
+        synsets: dict[str, dict] = data["synsets"]
+        self._synsets = synsets
+        self._senses: dict[str, dict] = data.get("senses", {})
+        self._class_set = set(self.classes)
+        self.words = {sid: s["words"] for sid, s in synsets.items()}
+        self.tag_ids = sorted(sid for sid, s in synsets.items() if s["searchable"])
+        self.by_word: dict[str, list[str]] = {}
+        for sid in self.tag_ids:
+            for word in self.words[sid]:
+                self.by_word.setdefault(word.lower(), []).append(sid)
+
+    @functools.cached_property
+    def membership(self) -> np.ndarray:
+        """(classes, tags): 1 where the class is the tag or lies under it (only tagging needs it)."""
+        import numpy as np
+
+        column = {sid: i for i, sid in enumerate(self.tag_ids)}
+        matrix = np.zeros((len(self.classes), len(self.tag_ids)), np.float32)
+        for c, sid in enumerate(self.classes):
+            for ancestor in _ancestors(sid, self._synsets):
+                if ancestor in column:
+                    matrix[c, column[ancestor]] = 1.0
+        return matrix
+
+    @functools.cached_property
+    def _depth(self) -> dict[str, int]:
+        return {sid: _depth(sid, self._synsets) for sid in self.tag_ids}
+
+    def name(self, tag_id: str) -> str:
+        if tag_id.startswith(CATEGORY_PREFIX):
+            return tag_id[len(CATEGORY_PREFIX):]
+        return self.words[tag_id][0]
+
+    def tags(self, imagenet_probs: np.ndarray, category: str | None = None,
+             category_probability: float | None = None) -> list[Tag]:
+        """The tags of one image from its 1000 ImageNet probabilities (and its category), best first.
+
+        Among scores equal to one decimal the more specific tag comes first (``dog`` before ``animal``).
+        """
+        import numpy as np
+
+        scores = imagenet_probs.astype(np.float32) @ self.membership
+        kept = np.flatnonzero(scores >= MIN_TAG_SCORE)
+        tags = [Tag(self.tag_ids[i], self.words[self.tag_ids[i]][0], float(scores[i])) for i in kept]
+        tags.sort(key=lambda t: (-round(t.score, 1), -self._depth[t.id], t.name))
+        if category:
+            tags.append(Tag(CATEGORY_PREFIX + category, category, float(category_probability or 1.0)))
+        return tags
+
+    def resolve(self, word: str, categories: list[str]) -> list[str]:
+        """The tag ids a search word means: every synset with that word (or its singular), or a category.
+
+        Raises UsageError with the closest words of the vocabulary when it knows none.
+        """
+        wanted = " ".join(word.lower().replace("_", " ").split())
+        ids = [CATEGORY_PREFIX + c for c in categories if c.lower() == wanted]
+        for form in _singulars(wanted):
+            if form in self.by_word:
+                ids += [sid for sid in self.by_word[form] if self._meant(form, sid)]
+                break
+        if ids:
+            return sorted(set(ids))
+        choices = sorted(set(self.by_word) | {c.lower() for c in categories})
+        close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
+        raise UsageError(f"no tag for {word!r}{hint}")
+
+
+    def _meant(self, word: str, sid: str) -> bool:
+        """Whether a search for ``word`` means synset ``sid``: one of its usual meanings (tagged at least a
+        quarter as often as its most frequent one in WordNet's concordance, ``SENSE_SHARE``), or a thing the
+        network knows by that name (an ImageNet class: "mouse" finds computer mice)."""
+        senses = self._senses.get(word)
+        if senses is None or sid not in senses["counts"] or sid in self._class_set or not senses["max"]:
+            return True
+        return senses["counts"][sid] >= SENSE_SHARE * senses["max"]
+
+
+def imagenet_probabilities(vectors: np.ndarray, norms: np.ndarray, classifier: tuple[np.ndarray, np.ndarray]
+                           ) -> np.ndarray:
+    """Softmax of the ImageNet classifier on pooled features recovered as ``vectors * norms``."""
+    import numpy as np
+
+    kernel, bias = classifier
+    logits = (vectors * norms[:, None]).astype(np.float32) @ kernel + bias
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=1)
+def load_vocabulary() -> Vocabulary:
+    raw = (files("cbir") / "data" / "tags" / "vocabulary.json").read_bytes()
+    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12])
+
+
+def tags_version(model_id: str) -> str:
+    """What the stored tags depend on: the vocabulary, the thresholds, and the model."""
+    return f"{load_vocabulary().digest}:{MIN_TAG_SCORE}:{model_id}"
+
+
+class Tagger:
+    """Tags for rows of the catalog: ImageNet tags when the trunk is ImageNet's, and the category."""
+
+    def __init__(self, classifier: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.classifier = classifier
+        self.vocabulary = load_vocabulary()
+
+    def __call__(self, ids: np.ndarray, vectors: np.ndarray, norms: np.ndarray, categories: list,
+                 probabilities: list) -> list[list[tuple[str, float]]]:
+        return [[(t.id, t.score) for t in tags] for tags in self.tags(vectors, norms, categories, probabilities)]
+
+    def tags(self, vectors: np.ndarray, norms: np.ndarray, categories: list | None = None,
+             probabilities: list | None = None) -> list[list[Tag]]:
+        import numpy as np
+
+        n = len(vectors)
+        categories = categories or [None] * n
+        probabilities = probabilities or [None] * n
+        imagenet = None
+        if self.classifier is not None and n:
+            lengths = np.where(np.isfinite(norms), norms, TYPICAL_NORM).astype(np.float32)
+            imagenet = imagenet_probabilities(vectors, lengths, self.classifier)
+        out = []
+        for i in range(n):
+            category, probs = categories[i], probabilities[i] or {}
+            found = (self.vocabulary.tags(imagenet[i], category, probs.get(category)) if imagenet is not None
+                     else self.vocabulary.tags(np.zeros(len(self.vocabulary.classes), np.float32), category,
+                                               probs.get(category)))
+            out.append(found)
+        return out
+
+
+def load_classifier(weights_path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ImageNet classifier (kernel (2048, 1000), bias (1000,)) from a ResNet-50 weights file, or None.
+
+    Keras 3 files keep it under ``layers/dense``; older .h5 files under the ``predictions`` layer. Either
+    way it is the one (2048, 1000) matrix and its (1000,) bias.
+    """
+    import h5py
+    import numpy as np
+
+    found: dict[tuple[int, ...], np.ndarray] = {}
+
+    def visit(_name: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and item.shape in ((2048, 1000), (1000,)):
+            found.setdefault(item.shape, np.asarray(item, np.float32))
+
+    try:
+        with h5py.File(weights_path, "r") as f:
+            if "layers/dense/vars" in f:
+                visit("", f["layers/dense/vars/0"])
+                visit("", f["layers/dense/vars/1"])
+            else:
+                f.visititems(visit)
+    except (OSError, KeyError):
+        return None
+    if (2048, 1000) not in found or (1000,) not in found:
+        return None
+    return found[(2048, 1000)], found[(1000,)]
+
+
+def _ancestors(sid: str, synsets: dict[str, dict]) -> set[str]:
+    seen: set[str] = set()
+    todo = [sid]
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(synsets[current]["parents"])
+    return seen
+
+
+def _depth(sid: str, synsets: dict[str, dict]) -> int:
+    parents = synsets[sid]["parents"]
+    return 0 if not parents else 1 + max(_depth(p, synsets) for p in parents)
+
+
+def _singulars(word: str) -> list[str]:
+    forms = [word]
+    if re.search(r"[^aeiou]ies$", word):
+        forms.append(word[:-3] + "y")
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        forms.append(word[:-2])
+    if word.endswith("s") and not word.endswith("ss"):
+        forms.append(word[:-1])
+    return forms

@@ -1,0 +1,104 @@
+"""Tags and word search with the real model, catalog and files: `cbir tags`, `cbir find`, `query --tag`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cbir
+
+
+def _index(root: Path, env: dict) -> dict:
+    proc = run_cbir(["index", str(root), "--json", "-q"], env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _find(env: dict, *words: str) -> list[dict]:
+    proc = run_cbir(["find", *words, "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_vocabulary_covers_imagenet_and_rolls_up_breeds():
+    from indexer.tags import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    assert len(vocabulary.classes) == 1000 and len(set(vocabulary.classes)) == 1000
+    (dog,) = [sid for sid in vocabulary.resolve("dog", []) if "domestic dog" in vocabulary.words[sid]]
+    column = vocabulary.tag_ids.index(dog)
+    breeds = vocabulary.membership[:, column]
+    # ImageNet's dogs are the classes 151-268 (Chihuahua to Mexican hairless): all of them, nothing else.
+    assert set(np.flatnonzero(breeds)) == set(range(151, 269))
+    assert dog in vocabulary.resolve("puppies", []) and dog in vocabulary.resolve("Dogs", [])
+    car = "n02958343"  # car, auto, automobile, machine, motorcar
+    assert car in vocabulary.resolve("automobile", []) and car in vocabulary.resolve("car", [])
+    for abstract in ("entity", "physical entity", "object", "whole"):
+        assert abstract not in vocabulary.by_word
+    # Three breeds at 0.3 each make a confident dog, and no breed alone reaches that.
+    probs = np.zeros(1000, np.float32)
+    probs[[151, 200, 250]] = 0.3
+    tags = {t.name: t.score for t in vocabulary.tags(probs)}
+    assert tags["dog"] == pytest.approx(0.9, abs=1e-5) and tags["animal"] == pytest.approx(0.9, abs=1e-5)
+    assert max(score for name, score in tags.items() if name not in ("dog", "domestic dog")) <= 0.9 + 1e-5
+
+
+def test_tags_of_any_image(cli_env):
+    examples = Path(__file__).resolve().parents[1] / "examples" / "photos"
+    proc = run_cbir(["tags", str(examples / "chelsea.jpg"), str(examples / "coffee.jpg"), "--json"], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    cat, coffee = ({t["tag"] for t in entry["tags"]} for entry in json.loads(proc.stdout))
+    assert {"cat", "animal"} <= cat and not {"food", "beverage"} & cat
+    assert {"cup", "espresso"} & coffee and {"food", "beverage"} & coffee and "animal" not in coffee
+    plain = run_cbir(["tags", str(examples / "chelsea.jpg")], cli_env)
+    hashtags, path = plain.stdout.rstrip("\n").split("\t")
+    assert path == str(examples / "chelsea.jpg") and "#cat" in hashtags.split() and "#animal" in hashtags.split()
+
+
+def test_find_by_word_and_query_by_tag(photo_tree, cli_env):
+    _index(photo_tree, cli_env)
+    cats = _find(cli_env, "cat")
+    assert Path(cats[0]["path"]).name == "chelsea.jpg" and "cat" in cats[0]["tags"]
+    assert [Path(h["path"]).name for h in _find(cli_env, "feline", "animal")][:1] == ["chelsea.jpg"]
+    assert "coffee.jpg" in [Path(h["path"]).name for h in _find(cli_env, "beverage")]
+    assert _find(cli_env, "cat", "beverage") == []  # several words: all of them
+    plain = run_cbir(["find", "cat", "-k", "1"], cli_env)
+    score, path = plain.stdout.strip().split("\t")
+    assert Path(path).name == "chelsea.jpg" and 0.5 < float(score) <= 1.0
+
+    query = run_cbir(["query", str(photo_tree / "coffee.jpg"), "-k", "3", "--tag", "animal", "--json"], cli_env)
+    assert query.returncode == 0, query.stderr
+    hits = [Path(h["path"]).name for h in json.loads(query.stdout)]
+    animals = {Path(h["path"]).name for h in _find(cli_env, "animal")}  # the cat, and the moon as a worm
+    assert hits[0] == "chelsea.jpg" and set(hits) <= animals and "coffee.jpg" not in hits
+    assert len(hits) == min(3, len(animals))
+
+    unknown = run_cbir(["find", "dgo"], cli_env)
+    assert unknown.returncode == 2 and "no tag for 'dgo'" in unknown.stderr and "dog" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and unknown.stderr.count("\n") == 1
+    assert run_cbir(["query", str(photo_tree / "coffee.jpg"), "--tag", "dgo"], cli_env).returncode == 2
+
+
+def test_tags_survive_a_rename_and_old_indexes_get_them_without_embedding(photo_tree, cli_env):
+    _index(photo_tree, cli_env)
+    (photo_tree / "chelsea.jpg").rename(photo_tree / "kitty.jpg")
+    summary = _index(photo_tree, cli_env)
+    assert summary["renamed"] == 1 and summary["added"] == 0
+    assert Path(_find(cli_env, "cat")[0]["path"]).name == "kitty.jpg"
+
+    # An index made before tags existed: no tag table, no feature lengths, no version.
+    catalog = Path(cli_env["CBIR_HOME"]) / "index" / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:
+        conn.execute("DROP TABLE image_tags")
+        conn.execute("ALTER TABLE images DROP COLUMN feature_norm")
+        conn.execute("DELETE FROM meta WHERE key = 'tags_version'")
+    assert run_cbir(["find", "cat"], cli_env).returncode != 0  # says to run cbir index
+    summary = _index(photo_tree, cli_env)
+    assert summary["added"] == summary["updated"] == 0 and summary["unchanged"] == 10
+    assert Path(_find(cli_env, "cat")[0]["path"]).name == "kitty.jpg"
+    with sqlite3.connect(catalog) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM images WHERE feature_norm IS NULL").fetchone()[0] == 10

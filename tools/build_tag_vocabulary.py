@@ -1,0 +1,134 @@
+"""Build ``cbir/data/tags/vocabulary.json``: the 1000 ImageNet classes as WordNet 3.0 synsets, with ancestors.
+
+    python tools/build_tag_vocabulary.py WORDNET_DICT_DIR IMAGENET_SYNSETS_TXT
+
+Inputs, both offline and both well kept:
+- WordNet 3.0's noun database (``data.noun``) as Debian's ``wordnet-base``
+  package installs it (``/usr/share/wordnet``; or ``apt-get download
+  wordnet-base`` and ``dpkg-deb -x``);
+- the ImageNet-1k class list in the network's output order, one WordNet id
+  per line, as timm ships it (``timm/data/_info/imagenet_synsets.txt`` inside
+  the timm wheel).
+
+Output (JSON, sorted, a few hundred KB): ``classes`` (1000 synset ids in
+output order), ``senses`` (for each word with several meanings, how often
+WordNet's semantic concordance tagged each one, from ``cntlist.rev``) and
+``synsets``: for each class and each of its ancestors
+(hypernyms and instance hypernyms, up to ``entity``), its words (WordNet's
+lemmas, ``_`` as space, in WordNet's order, the first being the tag's name,
+then the few everyday words of EXTRA_WORDS),
+its parents, and ``searchable``: false for the abstract top of the hierarchy
+that no one searches by (``entity``, ``physical entity``, ``object``,
+``whole``...), which ``indexer.tags`` never shows. Licences:
+cbir/data/tags/LICENSES.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+# Too abstract to be a tag: the top of WordNet's noun hierarchy above the things people name.
+ABSTRACT = {
+    "entity", "physical_entity", "abstraction", "object", "whole", "living_thing", "organism", "being",
+    "artifact", "instrumentality", "matter", "substance", "solid", "part", "relation", "causal_agent",
+    "unit", "thing", "group", "measure", "attribute", "psychological_feature", "event", "act",
+    "communication", "location", "region", "physical_object", "artefact", "equipment", "implement",
+    "device", "container", "structure", "construction", "covering", "commodity", "consumer_goods",
+    "material", "stuff", "component", "constituent", "element", "natural_object", "body", "system",
+    "chordate", "vertebrate", "craniate", "placental", "eutherian_mammal", "invertebrate", "arthropod",
+    "vascular_plant", "tracheophyte", "spermatophyte", "seed_plant", "angiosperm", "flowering_plant",
+    "dicot", "monocot", "woody_plant", "ligneous_plant", "foodstuff", "food_product", "nutriment",
+    "nourishment", "sustenance", "aliment", "alimentation", "victuals", "conveyance", "transport",
+    "decoration", "ornament", "ornamentation", "protective_covering", "protective_cover", "protection",
+}
+
+
+# Everyday words WordNet files as hyponyms, not synonyms, of a synset the classes reach; added as its words
+# so that `cbir find puppy` finds dogs. Kept short: each one was checked against WordNet's glosses.
+EXTRA_WORDS = {
+    "n02084071": ["puppy", "pup", "doggy"],  # dog, domestic dog
+    "n02121808": ["kitten", "kitty", "pussycat"],  # domestic cat
+    "n01317541": ["pet"],  # domestic animal
+}
+
+
+def read_nouns(wordnet: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """synset id ('n' + offset) -> (lemmas, parent ids), from WordNet's data.noun."""
+    synsets: dict[str, tuple[list[str], list[str]]] = {}
+    for line in (wordnet / "data.noun").read_text(encoding="latin-1").splitlines():
+        if line.startswith(" "):
+            continue  # the licence header
+        fields = line.split(" | ", 1)[0].split()
+        offset, count = fields[0], int(fields[3], 16)
+        words = [fields[4 + 2 * i].replace("_", " ") for i in range(count)]
+        at = 4 + 2 * count
+        pointers = int(fields[at])
+        parents = []
+        for i in range(pointers):
+            symbol, target, pos = fields[at + 1 + 4 * i: at + 4 + 4 * i]
+            if symbol in ("@", "@i") and pos == "n":
+                parents.append("n" + target)
+        synsets["n" + offset] = ([_clean(w) for w in words], parents)
+    return synsets
+
+
+def _clean(word: str) -> str:
+    # WordNet marks adjective positions like "(a)"; nouns rarely carry them, but strip any.
+    return word.split("(")[0].strip()
+
+
+def read_senses(wordnet: Path) -> dict[str, list[tuple[str, int]]]:
+    """word -> [(synset id, times tagged in WordNet's semantic concordance)], most frequent sense first."""
+    counts: dict[tuple[str, int], int] = {}
+    for line in (wordnet / "cntlist.rev").read_text(encoding="latin-1").splitlines():
+        key, number, count = line.split()
+        lemma, _, rest = key.partition("%")
+        if rest.startswith("1:"):  # nouns
+            counts[(lemma.lower(), int(number))] = int(count)
+    senses: dict[str, list[tuple[str, int]]] = {}
+    for line in (wordnet / "index.noun").read_text(encoding="latin-1").splitlines():
+        if line.startswith(" "):
+            continue
+        fields = line.split()
+        lemma, synsets = fields[0].lower(), int(fields[2])
+        offsets = fields[-synsets:]
+        senses[lemma.replace("_", " ")] = [("n" + o, counts.get((lemma, i), 0)) for i, o in enumerate(offsets, 1)]
+    return senses
+
+
+def build(wordnet: Path, classes_file: Path) -> dict:
+    nouns = read_nouns(wordnet)
+    classes = [line.strip() for line in classes_file.read_text().splitlines() if line.strip()]
+    if len(classes) != 1000 or any(c not in nouns for c in classes):
+        raise SystemExit("the class list must hold 1000 WordNet 3.0 noun ids")
+    keep: dict[str, dict] = {}
+    todo = list(classes)
+    while todo:
+        sid = todo.pop()
+        if sid in keep:
+            continue
+        words, parents = nouns[sid]
+        words = words + [w for w in EXTRA_WORDS.get(sid, []) if w not in words]
+        keep[sid] = {"words": words, "parents": parents,
+                     "searchable": not any(w.replace(" ", "_").lower() in ABSTRACT for w in words[:1])}
+        todo.extend(parents)
+    # For a word with several meanings, how often each was meant (WordNet's tag counts), so that a search
+    # for "car" means the automobile, not the railcar or the cable car.
+    senses = read_senses(wordnet)
+    words = {w.lower() for s in keep.values() for w in s["words"]}
+    frequency = {w: {"max": max(c for _, c in senses[w]), "counts": {sid: c for sid, c in senses[w] if sid in keep}}
+                 for w in sorted(words) if w in senses and len(senses[w]) > 1}
+    return {"source": {"wordnet": "WordNet 3.0 (Debian wordnet-base)", "classes": classes_file.name},
+            "classes": classes, "synsets": dict(sorted(keep.items())), "senses": frequency}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    vocabulary = build(Path(sys.argv[1]), Path(sys.argv[2]))
+    out = Path(__file__).resolve().parents[1] / "cbir" / "data" / "tags" / "vocabulary.json"
+    out.write_text(json.dumps(vocabulary, separators=(",", ":"), sort_keys=True) + "\n")
+    searchable = sum(s["searchable"] for s in vocabulary["synsets"].values())
+    print(f"{out}: {len(vocabulary['synsets'])} synsets, {searchable} searchable")
