@@ -157,6 +157,8 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
     click.echo(f"model:  {status.model or 'unrecorded'} ({status.model_id}, {status.dim}-d)")
     if status.categories:
         click.echo("categories: " + ", ".join(f"{c} {n}" for c, n in status.categories.items()))
+    click.echo(f"tags:   {status.tagged} of {status.images} images tagged" if status.tagged else
+               "tags:   none yet (`cbir index` adds them, without embedding again)")
     click.echo(f"size:   {status.disk_bytes / 1e6:.1f} MB on disk")
     if status.search_index:
         click.echo(f"search: {status.search_index}")

@@ -19,6 +19,7 @@ class IndexStatus:
     search_index_current: bool = False
     categories: dict[str, int] | None = None
     search_index: str | None = None
+    tagged: int = 0  # images with tags (`cbir find`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,7 @@ def index_status(index_dir: Path) -> IndexStatus:
             search_index_current=bool(manifest and manifest.generation == reader.generation),
             categories=reader.category_counts(),
             search_index=manifest.description or manifest.index_type if manifest else None,
+            tagged=reader.tagged_count(),
         )
     finally:
         reader.close()

@@ -89,6 +89,12 @@ class CatalogInfo:
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
 
+    def tagged_count(self) -> int:
+        """Images with at least one tag (0 for an index made before tags existed)."""
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'image_tags'").fetchone():
+            return self.conn.execute("SELECT COUNT(DISTINCT image_id) FROM image_tags").fetchone()[0]
+        return 0
+
     def roots(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]
 

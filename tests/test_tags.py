@@ -97,8 +97,10 @@ def test_tags_survive_a_rename_and_old_indexes_get_them_without_embedding(photo_
         conn.execute("ALTER TABLE images DROP COLUMN feature_norm")
         conn.execute("DELETE FROM meta WHERE key = 'tags_version'")
     assert run_cbir(["find", "cat"], cli_env).returncode != 0  # says to run cbir index
+    assert "tags:   none yet" in run_cbir(["status"], cli_env).stdout
     summary = _index(photo_tree, cli_env)
     assert summary["added"] == summary["updated"] == 0 and summary["unchanged"] == 10
     assert Path(_find(cli_env, "cat")[0]["path"]).name == "kitty.jpg"
     with sqlite3.connect(catalog) as conn:
         assert conn.execute("SELECT COUNT(*) FROM images WHERE feature_norm IS NULL").fetchone()[0] == 10
+    assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tagged"] == 10
