@@ -232,21 +232,10 @@ def imagededup_groups(python: str, photos: Path, method: str, threshold: int) ->
     )
     found = json.loads(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
                        .stdout.strip().splitlines()[-1])
-    # imagededup answers per file; groups are the connected components of its pairs
-    parent: dict[str, str] = {}
+    # imagededup answers per file; groups are the connected components of its pairs, as in cbir
+    from cbir.duplicates import components
 
-    def root(x: str) -> str:
-        while parent.setdefault(x, x) != x:
-            x = parent[x]
-        return x
-
-    for a, dups in found.items():
-        for b in dups:
-            parent[root(a)] = root(b)
-    groups: dict[str, list[str]] = defaultdict(list)
-    for x in list(parent):
-        groups[root(x)].append(x)
-    return [g for g in groups.values() if len(g) > 1]
+    return components((a, b) for a, dups in found.items() for b in dups)
 
 
 def scale_test(n: int, work: Path) -> dict:

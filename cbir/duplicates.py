@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -168,7 +169,7 @@ def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None
                 todo = rest
         report.candidate_pairs = len(candidates)
     report.images = sum(1 for path in catalog.paths_under("/") if wanted(path))
-    groups = _components(pairs)
+    groups = components(pairs)
     rows = _rows(catalog, {i for g in groups for i in g})
     _load_facts([m for m in rows.values() if m.facts is None], None)
     for ids in groups:
@@ -254,24 +255,25 @@ def _workers():
 
 class _UnionFind:
     def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
+        self.parent: dict[Hashable, Hashable] = {}
 
-    def find(self, x: int) -> int:
+    def find(self, x: Hashable) -> Hashable:
         parent = self.parent
         while parent.setdefault(x, x) != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: Hashable, b: Hashable) -> None:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _components(pairs: dict[tuple[int, int], float]) -> list[list[int]]:
+def components(pairs: Iterable[tuple[Any, Any]]) -> list[list]:
+    """The connected components (of two or more, each sorted) of a graph given by its edges."""
     joined = _UnionFind()
     for a, b in pairs:
         joined.union(a, b)
-    groups: dict[int, list[int]] = {}
+    groups: dict[Hashable, list] = {}
     for x in list(joined.parent):
         groups.setdefault(joined.find(x), []).append(x)
     return [sorted(g) for g in groups.values() if len(g) > 1]

@@ -113,7 +113,6 @@ class Searcher:
             for score, i in pairs if i in rows
         ]
 
-
     def _search_within(self, vector, fetch: int, allowed: set[int]):
         import faiss
         import numpy as np

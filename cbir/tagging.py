@@ -51,10 +51,11 @@ def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
             raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
                                   "(nothing is embedded again)")
         ranked = catalog.find_tagged(wanted, k)
-        rows = catalog.image_rows([i for i, _ in ranked])
+        rows = catalog.rows_by_ids([i for i, _ in ranked])
         tags = catalog.tags_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
-        return [Found(score, rows[i][0], i, rows[i][1], rows[i][2], tags=[vocabulary.name(t) for t, _ in tags[i]])
+        return [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
+                      tags=[vocabulary.name(t) for t, _ in tags[i]])
                 for i, score in ranked if i in rows]
     finally:
         catalog.close()

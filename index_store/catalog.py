@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from cbir.errors import IndexEmptyError, IndexIncompatibleError
@@ -10,6 +12,24 @@ from index_store.db import connect
 from index_store.schema import SCHEMA_VERSION
 
 CATALOG_FILE = "catalog.sqlite"
+ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str
+    category: str | None = None
+    category_probs: dict[str, float] | None = None
+
+
+def image_row(values: tuple) -> ImageRow:
+    """An ImageRow from a ``SELECT ROW_COLUMNS`` result; the probabilities are decoded here, once."""
+    image_id, path, size, mtime_ns, digest, category, probs = values
+    return ImageRow(image_id, path, size, mtime_ns, digest, category, json.loads(probs) if probs else None)
 
 
 def trunk_of(model_id: str) -> str:
@@ -94,6 +114,15 @@ class CatalogInfo:
         if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'image_tags'").fetchone():
             return self.conn.execute("SELECT COUNT(DISTINCT image_id) FROM image_tags").fetchone()[0]
         return 0
+
+    def rows_by_ids(self, ids: list[int]) -> dict[int, ImageRow]:
+        out: dict[int, ImageRow] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE id IN ({marks})", part):
+                out[r[0]] = image_row(r)
+        return out
 
     def roots(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT path FROM roots ORDER BY path")]

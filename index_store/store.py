@@ -14,7 +14,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,16 @@ import numpy as np
 from cbir.errors import CbirError, DamagedFileError, IndexIncompatibleError, from_os_error, mixed_models
 from index_store import vectors as vec
 from index_store.atomic import atomic_write, remove_stale_temporaries
-from index_store.catalog import CATALOG_FILE, CatalogInfo, check_schema, connect_readonly, trunk_of
+from index_store.catalog import (
+    CATALOG_FILE,
+    ROW_COLUMNS,
+    CatalogInfo,
+    ImageRow,
+    check_schema,
+    connect_readonly,
+    image_row,
+    trunk_of,
+)
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
 from index_store.faiss_index import (
     IndexPlan,
@@ -46,34 +54,15 @@ log = logging.getLogger(__name__)
 
 FAISS_FILE = "vectors.faiss"
 _CHUNK = 4096
-_ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
-
-
-@dataclass(frozen=True)
-class ImageRow:
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    hash: str
-    category: str | None = None
-    category_probs: dict[str, float] | None = None
-
-
-def _row(values: tuple) -> ImageRow:
-    image_id, path, size, mtime_ns, digest, category, probs = values
-    return ImageRow(image_id, path, size, mtime_ns, digest, category, json.loads(probs) if probs else None)
-
-
 def _damaged_catalog(message: str) -> CbirError:
     return DamagedFileError(f"{message}: index your folders again into a new --index (your photos are untouched)")
 
 
 class _Catalog(CatalogInfo, TagReads):
     def row_by_path(self, path: str) -> ImageRow | None:
-        found = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE path = {PATH_PARAM}",
+        found = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE path = {PATH_PARAM}",
                                   (fs(path),)).fetchone()
-        return _row(found) if found else None
+        return image_row(found) if found else None
 
     def same_content_groups(self) -> list[list[int]]:
         """Ids of images that share their bytes (the same content hash), a list per content."""
@@ -89,22 +78,13 @@ class _Catalog(CatalogInfo, TagReads):
             yield path
 
     def rows_by_hash(self, digest: str) -> list[ImageRow]:
-        cur = self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
-        return [_row(r) for r in cur]
+        cur = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
+        return [image_row(r) for r in cur]
 
     def rows_with_categories(self, categories: list[str]) -> list[ImageRow]:
         marks = ",".join("?" * len(categories))
-        return [_row(r) for r in self.conn.execute(
-            f"SELECT {_ROW_COLUMNS} FROM images WHERE category IN ({marks}) ORDER BY path", categories)]
-
-    def rows_by_ids(self, ids: list[int]) -> dict[int, ImageRow]:
-        out: dict[int, ImageRow] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for r in self.conn.execute(f"SELECT {_ROW_COLUMNS} FROM images WHERE id IN ({marks})", part):
-                out[r[0]] = _row(r)
-        return out
+        return [image_row(r) for r in self.conn.execute(
+            f"SELECT {ROW_COLUMNS} FROM images WHERE category IN ({marks}) ORDER BY path", categories)]
 
     def vector(self, image_id: int) -> np.ndarray:
         blob = self.conn.execute("SELECT data FROM vectors WHERE id = ?", (image_id,)).fetchone()[0]

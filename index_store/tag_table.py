@@ -68,17 +68,6 @@ class TagReads:
             params.append(limit)
         return [(int(i), float(s)) for i, s in self.conn.execute(sql, params)]
 
-    def image_rows(self, ids: list[int]) -> dict[int, tuple[str, str | None, dict | None]]:
-        """id -> (path, category, category probabilities), without numpy."""
-        out: dict[int, tuple[str, str | None, dict | None]] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            for image_id, path, category, probs in self.conn.execute(
-                    f"SELECT id, path, category, category_probs FROM images WHERE id IN ({marks})", part):
-                out[image_id] = (path, category, json.loads(probs) if probs else None)
-        return out
-
     def tags_of(self, ids: list[int]) -> dict[int, list[tuple[str, float]]]:
         out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}
         if not self.has_tags():

@@ -91,18 +91,20 @@ class Vocabulary:
             return tag_id[len(CATEGORY_PREFIX):]
         return self.words[tag_id][0]
 
-    def tags(self, imagenet_probs: np.ndarray, category: str | None = None,
+    def tags(self, imagenet_probs: np.ndarray | None, category: str | None = None,
              category_probability: float | None = None) -> list[Tag]:
-        """The tags of one image from its 1000 ImageNet probabilities (and its category), best first.
+        """The tags of one image from its 1000 ImageNet probabilities (None: category only), best first.
 
         Among scores equal to one decimal the more specific tag comes first (``dog`` before ``animal``).
         """
         import numpy as np
 
-        scores = imagenet_probs.astype(np.float32) @ self.membership
-        kept = np.flatnonzero(scores >= MIN_TAG_SCORE)
-        tags = [Tag(self.tag_ids[i], self.words[self.tag_ids[i]][0], float(scores[i])) for i in kept]
-        tags.sort(key=lambda t: (-round(t.score, 1), -self._depth[t.id], t.name))
+        tags = []
+        if imagenet_probs is not None:
+            scores = imagenet_probs.astype(np.float32) @ self.membership
+            kept = np.flatnonzero(scores >= MIN_TAG_SCORE)
+            tags = [Tag(self.tag_ids[i], self.words[self.tag_ids[i]][0], float(scores[i])) for i in kept]
+            tags.sort(key=lambda t: (-round(t.score, 1), -self._depth[t.id], t.name))
         if category:
             tags.append(Tag(CATEGORY_PREFIX + category, category, float(category_probability or 1.0)))
         return tags
@@ -181,14 +183,9 @@ class Tagger:
         if self.classifier is not None and n:
             lengths = np.where(np.isfinite(norms), norms, TYPICAL_NORM).astype(np.float32)
             imagenet = imagenet_probabilities(vectors, lengths, self.classifier)
-        out = []
-        for i in range(n):
-            category, probs = categories[i], probabilities[i] or {}
-            found = (self.vocabulary.tags(imagenet[i], category, probs.get(category)) if imagenet is not None
-                     else self.vocabulary.tags(np.zeros(len(self.vocabulary.classes), np.float32), category,
-                                               probs.get(category)))
-            out.append(found)
-        return out
+        return [self.vocabulary.tags(None if imagenet is None else imagenet[i], categories[i],
+                                     (probabilities[i] or {}).get(categories[i]))
+                for i in range(n)]
 
 
 def load_classifier(weights_path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
