@@ -64,6 +64,16 @@ class CleanResult:
         return dict(sorted(Counter(m.category for m in self.moved).items()))
 
 
+def moves_report(moves: list[PlannedMove], plan: CleanPlan, *, dry_run: bool, run_id: int | None = None,
+                 failed=()) -> dict:
+    """What `cbir clean --json` (and `duplicates --move-extras --json`, and the web API) answers."""
+    left = {"no_category": plan.no_category, "below_confidence": plan.below_confidence,
+            "already_sorted": plan.already_sorted,
+            "skipped": [{"path": p, "reason": r} for p, r in plan.skipped]}
+    return {"dry_run": dry_run, "run_id": run_id, "moves": [m.as_dict() for m in moves],
+            "failed": [{"path": p, "reason": r} for p, r in failed], "left_in_place": left}
+
+
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
 

@@ -310,6 +310,15 @@ def _register_tag_commands() -> None:
 _register_tag_commands()
 
 
+def _register_serve_command() -> None:
+    from cbir.cli_serve import serve_cmd
+
+    cli.add_command(serve_cmd)
+
+
+_register_serve_command()
+
+
 def main() -> None:
     """Entry point: run the CLI, mapping every failure to one line on stderr and an exit code.
 

@@ -106,12 +106,9 @@ def clean_cmd(categories: tuple[str, ...], in_dirs: tuple[str, ...], dest: str |
 def _print_moves(moves, as_json: bool, null: bool, *, dry_run: bool, plan, run_id: int | None = None,
                  failed=()) -> None:
     if as_json:
-        left = {"no_category": plan.no_category, "below_confidence": plan.below_confidence,
-                "already_sorted": plan.already_sorted,
-                "skipped": [{"path": p, "reason": r} for p, r in plan.skipped]}
-        click.echo(json.dumps({"dry_run": dry_run, "run_id": run_id, "moves": [m.as_dict() for m in moves],
-                               "failed": [{"path": p, "reason": r} for p, r in failed], "left_in_place": left},
-                              indent=2))
+        from cbir.clean import moves_report
+
+        click.echo(json.dumps(moves_report(moves, plan, dry_run=dry_run, run_id=run_id, failed=failed), indent=2))
         return
     for m in moves:
         emit([m.category, f"{m.confidence:.4f}"], [m.src, m.dst], null)
@@ -180,8 +177,9 @@ def undo_cmd(run_id: int | None, yes: bool, index_dir: str | None, quiet: bool, 
 
 def _print_restores(items, as_json: bool, null: bool, run_id: int, *, dry_run: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "dry_run": dry_run, "files": [i.as_dict() for i in items]},
-                              indent=2))
+        from cbir.undo import restores_report
+
+        click.echo(json.dumps(restores_report(run_id, items, dry_run=dry_run), indent=2))
         return
     for item in items:
         if item.problem:
@@ -199,20 +197,9 @@ def history_cmd(index_dir: str | None, as_json: bool) -> None:
     A run killed before it finished shows as 'interrupted'; the next clean or undo settles it.
     """
     from cbir.config import resolve_index_dir
-    from index_store.journal import UNSETTLED_STATES, Journal
-    from index_store.lock import WriterLock
+    from cbir.undo import clean_history
 
-    index_path = resolve_index_dir(index_dir)
-    runs = []
-    if Journal.exists(index_path):
-        journal = Journal(index_path, readonly=True)
-        try:
-            runs = journal.runs()
-        finally:
-            journal.close()
-    if any(r.state in UNSETTLED_STATES for r in runs) and not WriterLock.held(index_path):
-        for r in runs:  # nobody is running it: it was killed, and is settled by the next clean or undo
-            r.state = "interrupted" if r.state in UNSETTLED_STATES else r.state
+    runs = clean_history(resolve_index_dir(index_dir))
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in runs], indent=2))
         return

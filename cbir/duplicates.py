@@ -112,8 +112,8 @@ def _under(path: str, folder: str) -> bool:
 
 
 def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None, bases: list[str] | None = None,
-                    prefer: list[str] | None = None,
-                    on_progress: Callable[[int], object] | None = None) -> DuplicateReport:
+                    prefer: list[str] | None = None, on_progress: Callable[[int], object] | None = None,
+                    on_total: Callable[[int], object] | None = None) -> DuplicateReport:
     """Groups of duplicates among the images of ``catalog`` (an IndexReader or IndexStore) under ``scope``.
 
     Images already moved into a ``duplicates`` folder under any of ``bases`` (the indexed roots and a
@@ -135,6 +135,8 @@ def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None
         structure_min = min(rule[1] for rule in rules)
         candidates = _candidate_pairs(catalog, min(rule[0] for rule in rules), wanted)
         members = _rows(catalog, {i for pair in candidates for i in pair})
+        if on_total:
+            on_total(len({m.hash for m in members.values()}))  # what on_progress counts: pictures looked at
         _load_facts(members.values(), on_progress)
         todo = [(pair, score) for pair, score in candidates.items()
                 if pair not in pairs and members[pair[0]].facts is not None and members[pair[1]].facts is not None]
@@ -366,9 +368,9 @@ def plan_extras(report: DuplicateReport, catalog, roots: list[str], dest: str | 
 
 def contact_sheet(report: DuplicateReport, path: str, cell: int = 180) -> None:
     """A PNG of the groups, one row each: the keeper first (marked), with similarity and reason under each."""
-    from PIL import Image, ImageDraw, ImageFont, ImageOps
+    from PIL import Image, ImageDraw, ImageFont
 
-    from indexer.loader import open_reduced, read_file
+    from indexer.loader import read_file, thumbnail
 
     if not report.groups:
         raise UsageError("no duplicate groups to draw")
@@ -381,9 +383,7 @@ def contact_sheet(report: DuplicateReport, path: str, cell: int = 180) -> None:
         for col, member in enumerate(group.members):
             x, y = col * cell, row_no * (cell + caption)
             try:
-                with open_reduced(read_file(member.path).data, cell) as image:
-                    thumb = ImageOps.exif_transpose(image).convert("RGB")
-                    thumb.thumbnail((cell - 8, cell - 8))
+                thumb = thumbnail(read_file(member.path).data, cell - 8)
                 sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
             except (ImageDecodeError, OSError):
                 draw.text((x + 8, y + cell // 2), "(unreadable)", fill="grey", font=font)

@@ -82,9 +82,9 @@ class Stopwatch:
 class Searcher:
     """An open index and its FAISS search structure; answers vector queries warm."""
 
-    def __init__(self, reader) -> None:
+    def __init__(self, reader, index=None) -> None:
         self.reader = reader
-        self.index = reader.load_faiss()
+        self.index = index if index is not None else reader.load_faiss()
 
     def search(self, vector, k: int, own=None, exclude_self: bool = False,
                allowed: set[int] | None = None) -> list[Hit]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cbir.errors import UsageError
 from cbir.safe_move import MoveError, base_of, file_hash, move_file
-from index_store.journal import UNDOABLE_STATES, Journal, MoveRow
+from index_store.journal import UNDOABLE_STATES, UNSETTLED_STATES, Journal, MoveRow, RunInfo
 from index_store.store import IndexStore
 
 
@@ -39,6 +39,28 @@ class UndoResult:
     run_id: int
     restored: list[Restore] = field(default_factory=list)
     problems: list[Restore] = field(default_factory=list)
+
+
+def restores_report(run_id: int, items: list[Restore], *, dry_run: bool) -> dict:
+    """What `cbir undo --json` (and the web API) answers."""
+    return {"run_id": run_id, "dry_run": dry_run, "files": [i.as_dict() for i in items]}
+
+
+def clean_history(index_dir: Path) -> list[RunInfo]:
+    """Every clean run, oldest first; a run nobody is running any more shows as 'interrupted'."""
+    from index_store.lock import WriterLock
+
+    runs: list[RunInfo] = []
+    if Journal.exists(index_dir):
+        journal = Journal(index_dir, readonly=True)
+        try:
+            runs = journal.runs()
+        finally:
+            journal.close()
+    if any(r.state in UNSETTLED_STATES for r in runs) and not WriterLock.held(index_dir):
+        for r in runs:  # it was killed, and is settled by the next clean or undo
+            r.state = "interrupted" if r.state in UNSETTLED_STATES else r.state
+    return runs
 
 
 def pick_run(journal: Journal, run_id: int | None) -> int:

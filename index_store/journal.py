@@ -92,7 +92,7 @@ class PlannedMove:
     confidence: float
 
     def as_dict(self) -> dict:
-        return {"path": self.src, "destination": self.dst, "category": self.category,
+        return {"path": self.src, "destination": self.dst, "id": self.image_id, "category": self.category,
                 "confidence": round(self.confidence, 4)}
 
 

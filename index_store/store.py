@@ -77,6 +77,26 @@ class _Catalog(CatalogInfo, TagReads):
                 f"SELECT path FROM images WHERE path >= {PATH_PARAM} AND path < {PATH_PARAM}", (low, high)):
             yield path
 
+    def rows_page(self, category: str | None, words: list[list[str]] | None, offset: int, limit: int
+                  ) -> tuple[int, list[ImageRow]]:
+        """One page of the images in path order, of a category and tagged with every word (as ``find_tagged``
+        takes words), and how many there are in all."""
+        if words and not self.has_tags():
+            return 0, []
+        where: list[str] = []
+        params: list[object] = []
+        if category:
+            where.append("category = ?")
+            params.append(category)
+        for tag_ids in words or []:
+            where.append(f"id IN (SELECT image_id FROM image_tags WHERE tag IN ({','.join('?' * len(tag_ids))}))")
+            params += tag_ids
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT COUNT(*) FROM images{clause}", params).fetchone()[0]
+        rows = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images{clause} ORDER BY path LIMIT ? OFFSET ?",
+                                 [*params, limit, offset])
+        return total, [image_row(r) for r in rows]
+
     def rows_by_hash(self, digest: str) -> list[ImageRow]:
         cur = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
         return [image_row(r) for r in cur]

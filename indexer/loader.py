@@ -74,7 +74,7 @@ def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) -> 
     return FileContent(data, content_hash(data))
 
 
-def open_reduced(data: bytes, size: int = INPUT_SIZE) -> Image.Image:
+def open_reduced(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open and load an image, at a reduced JPEG scale when that still covers ``size``."""
     try:
         image = Image.open(io.BytesIO(data))
@@ -85,9 +85,9 @@ def open_reduced(data: bytes, size: int = INPUT_SIZE) -> Image.Image:
     except Exception as exc:  # Pillow plugins raise many types on malformed headers
         raise ImageDecodeError("corrupt image", _short(exc)) from exc
     width, height = image.size
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels:
         image.close()
-        raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {MAX_PIXELS} pixels")
+        raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {max_pixels} pixels")
     if width == 0 or height == 0:
         image.close()
         raise ImageDecodeError("corrupt image", f"{width}x{height}")
@@ -103,13 +103,24 @@ def open_reduced(data: bytes, size: int = INPUT_SIZE) -> Image.Image:
     return image
 
 
-def decode(data: bytes, size: int = INPUT_SIZE) -> np.ndarray:
+def decode(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Encoded image bytes to a (size, size, 3) uint8 RGB array, upright per EXIF."""
-    with open_reduced(data, size) as image:
+    with open_reduced(data, size, max_pixels) as image:
         try:
             rgb = _to_rgb(_apply_orientation(image))
             rgb = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             return np.asarray(rgb, dtype=np.uint8)
+        except Exception as exc:
+            raise ImageDecodeError("corrupt image", _short(exc)) from exc
+
+
+def thumbnail(data: bytes, side: int, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Encoded image bytes to an upright RGB picture whose longest side is at most ``side``, shape kept."""
+    with open_reduced(data, side, max_pixels) as image:
+        try:
+            rgb = _to_rgb(_apply_orientation(image))
+            rgb.thumbnail((side, side), Image.Resampling.BICUBIC, reducing_gap=2.0)
+            return rgb
         except Exception as exc:
             raise ImageDecodeError("corrupt image", _short(exc)) from exc
 

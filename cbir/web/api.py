@@ -1,0 +1,228 @@
+"""``/api/``: the CLI's commands over HTTP, answering the JSON their ``--json`` prints.
+
+Files are named by index id only, never by a path from the request, so nothing
+outside the index can be read. Actions that move files answer 202 with a job
+(``/api/jobs/ID``) whose ``result`` is, once done, what the CLI's ``--json`` prints.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from cbir.config import DEFAULT_MIN_CONFIDENCE
+from cbir.web import actions
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+Level = Literal["exact", "near", "similar"]
+
+
+
+def server_of(request: Request):
+    return request.app.state.server
+
+
+def read_upload(server, upload: UploadFile) -> bytes:
+    from cbir.web.app import TooLarge
+
+    data = upload.file.read(server.max_upload_bytes + 1)
+    if len(data) > server.max_upload_bytes:
+        raise TooLarge(f"upload over the {server.max_upload_bytes // (1 << 20)} MiB limit")
+    return data
+
+
+@router.get("/session")
+def session(request: Request) -> dict:
+    """This server: version, index, whether it is read-only, and the form token that actions need."""
+    return server_of(request).session_info()
+
+
+@router.get("/status")
+def status(request: Request) -> dict:
+    """`cbir status --json`."""
+    return server_of(request).library.status()
+
+
+@router.post("/query")
+def query_upload(request: Request, image: Annotated[UploadFile, File(description="The picture to search with")],
+                 k: Annotated[int, Form(ge=1, le=500)] = 10, exclude_self: Annotated[bool, Form()] = False,
+                 tag: Annotated[list[str] | None, Form()] = None) -> list[dict]:
+    """`cbir query IMAGE --json` with an uploaded picture: the k most similar indexed images, best first."""
+    server = server_of(request)
+    hits = server.library.query_upload(read_upload(server, image), k, exclude_self=exclude_self, tags=tag)
+    return [h.as_dict() for h in hits]
+
+
+@router.get("/query")
+def query_id(request: Request, id: Annotated[int, Query(description="An indexed image's id")],
+             k: Annotated[int, Query(ge=1, le=500)] = 10, exclude_self: bool = False,
+             tag: Annotated[list[str] | None, Query()] = None) -> list[dict]:
+    """More like an indexed image (from its stored vector), as `cbir query --json` answers."""
+    hits = server_of(request).library.query_id(id, k, exclude_self=exclude_self, tags=tag)
+    return [h.as_dict() for h in hits]
+
+
+@router.get("/find")
+def find(request: Request, word: Annotated[list[str], Query(description="Every one of these words")],
+         k: Annotated[int, Query(ge=1, le=500)] = 10) -> list[dict]:
+    """`cbir find WORD... --json`: images tagged with every word, best first."""
+    return [f.as_dict() for f in server_of(request).library.find(word, k)]
+
+
+@router.get("/images")
+def images(request: Request, category: str | None = None, tag: Annotated[list[str] | None, Query()] = None,
+           offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 60) -> dict:
+    """The library, a page at a time, in path order; optionally of one category and with every tag."""
+    return server_of(request).library.page(category, tag, offset, limit)
+
+
+@router.get("/images/{image_id}")
+def image(request: Request, image_id: int) -> dict:
+    """One indexed image: path, category and probabilities, tags, and whether its file is still as indexed."""
+    return server_of(request).library.image(image_id)
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=Response)
+def thumbnail(request: Request, image_id: int) -> Response:
+    """A small WebP of the image, upright."""
+    return _picture(request, image_id, "thumb")
+
+
+@router.get("/images/{image_id}/preview", response_class=Response)
+def preview(request: Request, image_id: int) -> Response:
+    """A large WebP of the image, upright."""
+    return _picture(request, image_id, "preview")
+
+
+def _picture(request: Request, image_id: int, size: str) -> Response:
+    server = server_of(request)
+    row = server.library.row(image_id)
+    etag = f'"{row.hash}-{size}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    data = server.thumbnails.get(row, size)
+    return Response(data, media_type="image/webp", headers={"ETag": etag, "Cache-Control": "private, no-cache"})
+
+
+@router.get("/images/{image_id}/file", response_class=Response)
+def original(request: Request, image_id: int) -> Response:
+    """The indexed file itself, only while its bytes are still the ones indexed."""
+    from cbir.web.thumbnails import indexed_bytes
+
+    row = server_of(request).library.row(image_id)
+    data = indexed_bytes(row)
+    kind = mimetypes.guess_type(os.fsencode(row.path).decode("utf-8", "replace"))[0] or "application/octet-stream"
+    if not kind.startswith("image/") or kind == "image/svg+xml":
+        kind = "application/octet-stream"
+    return Response(data, media_type=kind, headers={"Cache-Control": "private, no-cache",
+                                                   "Content-Security-Policy": "default-src 'none'"})
+
+
+@router.get("/history")
+def history(request: Request) -> list[dict]:
+    """`cbir history --json`."""
+    from cbir.undo import clean_history
+
+    return [r.as_dict() for r in clean_history(server_of(request).index_dir)]
+
+
+class CleanBody(BaseModel):
+    categories: list[str] = Field(description="Categories to move out; 'all' for every one")
+    min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1)
+    ids: list[int] | None = Field(None, description="Only these image ids of the plan (the ones left ticked)")
+
+
+class UndoBody(BaseModel):
+    run_id: int | None = Field(None, description="The run to put back (default: the last with files to put back)")
+    dry_run: bool = False
+
+
+class DuplicatesBody(BaseModel):
+    level: Level = "near"
+    ids: list[int] | None = Field(None, description="Only these extra copies")
+
+
+CsrfHeader = Annotated[str | None, Header(alias="X-CSRF-Token", description="csrf_token of GET /api/session")]
+
+
+
+@router.post("/clean/plan")
+def clean_plan(request: Request, body: CleanBody, x_csrf_token: CsrfHeader = None) -> dict:
+    """`cbir clean --json` without --yes: what would move where (new or changed files are indexed first)."""
+    server = server_of(request).act(x_csrf_token)
+    return actions.clean(server.index_dir, body.categories, min_confidence=body.min_confidence)
+
+
+@router.post("/clean", status_code=202)
+def clean(request: Request, body: CleanBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
+    """`cbir clean --yes --json` as a job: move the planned files (only ``ids``, when given)."""
+    server = server_of(request).act(x_csrf_token)
+    job = start_clean(server, body.categories, body.min_confidence, set(body.ids) if body.ids is not None else None)
+    return _accepted(job)
+
+
+def start_clean(server, categories: list[str], min_confidence: float, chosen: set[int] | None):
+    return server.jobs.start("clean", lambda job: actions.clean(
+        server.index_dir, categories, min_confidence=min_confidence, apply=True, chosen=chosen,
+        on_total=lambda n: setattr(job, "total", n), on_progress=job.advance))
+
+
+@router.post("/undo")
+def undo(request: Request, body: UndoBody, x_csrf_token: CsrfHeader = None) -> Any:
+    """`cbir undo --json`: the dry run at once, or (dry_run false) a job that puts the files back."""
+    server = server_of(request).act(x_csrf_token)
+    if body.dry_run:
+        return actions.undo(server.index_dir, body.run_id)
+    return _accepted(start_undo(server, body.run_id))
+
+
+def start_undo(server, run_id: int | None):
+    return server.jobs.start("undo", lambda job: actions.undo(
+        server.index_dir, run_id, apply=True, on_total=lambda n: setattr(job, "total", n),
+        on_progress=job.advance))
+
+
+@router.get("/duplicates")
+def duplicates(request: Request, level: Level = "near") -> dict:
+    """`cbir duplicates --json`: groups of copies, the one to keep first."""
+    return actions.duplicates(server_of(request).index_dir, level)
+
+
+@router.post("/duplicates/scan", status_code=202)
+def duplicates_scan(request: Request, body: DuplicatesBody) -> JSONResponse:
+    """`cbir duplicates --json` as a job with progress, for large libraries."""
+    return _accepted(start_duplicates_scan(server_of(request), body.level))
+
+
+def start_duplicates_scan(server, level: str):
+    return server.jobs.start("duplicates", lambda job: actions.duplicates(
+        server.index_dir, level, on_total=lambda n: setattr(job, "total", n), on_progress=job.advance))
+
+
+@router.post("/duplicates/move", status_code=202)
+def duplicates_move(request: Request, body: DuplicatesBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
+    """`cbir duplicates --move-extras --yes --json` as a job (only ``ids``, when given)."""
+    server = server_of(request).act(x_csrf_token)
+    return _accepted(start_duplicates_move(server, body.level, set(body.ids) if body.ids is not None else None))
+
+
+def start_duplicates_move(server, level: str, chosen: set[int] | None):
+    return server.jobs.start("duplicates-move", lambda job: actions.move_duplicates(
+        server.index_dir, level, chosen=chosen, on_total=lambda n: setattr(job, "total", n),
+        on_progress=job.advance))
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, job_id: str) -> dict:
+    """A job's progress, and once done its result (the CLI's --json) or its error."""
+    return server_of(request).jobs.get(job_id).as_dict()
+
+
+def _accepted(job) -> JSONResponse:
+    return JSONResponse(job.as_dict(), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
