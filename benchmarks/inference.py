@@ -7,7 +7,8 @@ the default category head). Paths: Keras predict_on_batch (the float32
 reference), Keras with XLA, LiteRT/TFLite with XNNPACK at float32, float16
 weights, dynamic-range int8 (cbir's lite engine, from cbir's own exporter)
 and full-integer int8 calibrated on 32 other photos; onnxruntime float32 and
-dynamic int8 when `tf2onnx` and `onnxruntime` are installed.
+dynamic int8 when `tf2onnx` and `onnxruntime` are installed; OpenVINO float32 and cbir's int8 OpenVINO
+engine (its checked export) when OpenVINO is installed.
 
 Speed: --runs timed passes over --count photos (batch --batch), the paths
 taking turns so that load on the machine hits all alike; median and min-max
@@ -15,7 +16,8 @@ images/s, and that as a share of the float32 ceiling (a large float32 matmul
 timed in this run, divided by ResNet-50's 7.7 GFLOP per image).
 Fidelity to Keras: lowest embedding cosine and top-1 category agreement on
 the same photos, and leave-one-out retrieval top-1/5/10 on --retrieval
-(default ../shared/data/retrieval_food_groups) with each path's embeddings.
+(default ../shared/data/retrieval_food_groups) with each path's embeddings,
+with the lowest, 1st-percentile and mean embedding cosine over those photos.
 Prints a table and JSON.
 """
 
@@ -96,6 +98,33 @@ def onnx_paths(net, threads: int) -> dict:
     return paths
 
 
+def openvino_paths(net_outputs: int, threads: int) -> dict:
+    """cbir's OpenVINO engines: float32 (converted from the LiteRT export) and int8 (cbir's checked export)."""
+    from indexer.embedder import load_embedder
+    from indexer.openvino_engine import OpenVinoNet, _convert, _order, openvino_available
+
+    if not openvino_available():
+        print("OpenVINO paths skipped: openvino is not installed", file=sys.stderr)
+        return {}
+    import openvino as ov
+
+    from indexer.lite_export import runtime_files, runtime_key
+    from indexer.model import resolve_model
+    from indexer.weights import ensure_weights
+
+    engine = load_embedder(None, "default", runtime="openvino", threads=threads)  # int8 when faithful
+    ref = resolve_model("default")
+    tflite = runtime_files(ref, runtime_key(ref, ensure_weights(None).digest())).model
+    model = _convert(tflite)
+    folder = Path(tempfile.mkdtemp(prefix="cbir-openvino-"))
+    ov.save_model(model, str(folder / "f32.xml"), compress_to_fp16=False)
+    widths = [np.zeros((1, 2048)), np.zeros((1, 1000))][:net_outputs]
+    paths = {"openvino-float32": OpenVinoNet(folder / "f32.xml", _order(model, widths), threads)}
+    if engine.runtime == "openvino-int8":
+        paths["openvino-int8 (cbir)"] = engine.net
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "gallery")
@@ -137,6 +166,7 @@ def main() -> None:
         paths[f"lite-{kind}"] = LiteNet(export_tflite(net, kind), args.threads)
     paths["lite-full-int8"] = LiteNet(export_tflite(net, "dynamic-int8", preprocess(calibration)), args.threads)
     paths.update(onnx_paths(net, args.threads))
+    paths.update(openvino_paths(len(net.outputs), args.threads))
 
     batches = [x[i : i + args.batch] for i in range(0, len(x) - len(x) % args.batch, args.batch)]
     outputs = {name: [np.concatenate(o) for o in zip(*[run(b) for b in batches], strict=True)]
@@ -147,15 +177,19 @@ def main() -> None:
             rates[name].append(len(batches) * args.batch / timed(lambda run=run: [run(b) for b in batches]))
         print(json.dumps({k: round(v[-1], 1) for k, v in rates.items()}), file=sys.stderr, flush=True)
 
-    retrieval = {}
+    retrieval, food_fidelity = {}, {}
     if args.retrieval.is_dir():
+        # The food photos also measure fidelity on many photos: none of them calibrated an int8 path.
         food, food_files = load_pixels(image_files(args.retrieval))
         labels = [p.relative_to(args.retrieval).parts[0] for p in food_files]
         xf = preprocess(food)
+        food_outputs = {}
         for name, run in paths.items():
-            feats = np.concatenate([run(xf[i : i + args.batch])[0] for i in range(0, len(xf), args.batch)])
-            feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+            food_outputs[name] = [np.concatenate(o) for o in zip(
+                *[run(xf[i : i + args.batch]) for i in range(0, len(xf), args.batch)], strict=True)]
+            feats = food_outputs[name][0] / np.linalg.norm(food_outputs[name][0], axis=1, keepdims=True)
             retrieval[name] = leave_one_out(feats, labels).as_dict()
+            food_fidelity[name] = compare(food_outputs["keras"], food_outputs[name])
             print(json.dumps({name: retrieval[name]}), file=sys.stderr, flush=True)
 
     rows = []
@@ -167,17 +201,23 @@ def main() -> None:
             "images_per_s_max": round(max(rates[name]), 2), "share_of_float32_ceiling": round(median / ceiling, 3),
             "min_cosine_to_keras": fidelity["min_cosine"], "category_agreement": fidelity["top1_agreement"][-1],
             "imagenet_top1_agreement": fidelity["top1_agreement"][0], "retrieval": retrieval.get(name),
+            "food_photos": (food_fidelity.get(name) or {}).get("images"),
+            "food_min_cosine_to_keras": (food_fidelity.get(name) or {}).get("min_cosine"),
+            "food_p1_cosine_to_keras": (food_fidelity.get(name) or {}).get("p1_cosine"),
+            "food_mean_cosine_to_keras": (food_fidelity.get(name) or {}).get("mean_cosine"),
         })
     print(f"{len(batches) * args.batch} photos from {args.images}, batch {args.batch}, {args.threads} threads, "
           f"{args.runs} runs; float32 matmul peak {peak:.0f} GFLOP/s = ceiling {ceiling:.1f} images/s")
     print(f"{'path':<26}{'img/s':>7}{'min-max':>13}{'of peak':>8}{'min cos':>8}{'cat':>6}"
-          f"{'top1':>7}{'top5':>7}{'top10':>7}")
+          f"{'top1':>7}{'top5':>7}{'top10':>7}{'food min':>9}{'food p1':>8}")
     for r in rows:
         ret = r["retrieval"] or {}
         print(f"{r['path']:<26}{r['images_per_s_median']:>7.1f}{r['images_per_s_min']:>6.1f}-"
               f"{r['images_per_s_max']:<6.1f}{r['share_of_float32_ceiling']:>8.2f}{r['min_cosine_to_keras']:>8.4f}"
               f"{r['category_agreement']:>6.2f}" + "".join(f"{ret.get(k, float('nan')):>7.3f}"
-                                                      for k in ("top1", "top5", "top10")))
+                                                      for k in ("top1", "top5", "top10"))
+              + f"{r['food_min_cosine_to_keras'] or float('nan'):>9.4f}"
+              + f"{r['food_p1_cosine_to_keras'] or float('nan'):>8.4f}")
     result = {"images": len(batches) * args.batch, "batch": args.batch, "threads": args.threads, "runs": args.runs,
               "peak_gflops": round(peak, 1), "ceiling_images_per_s": round(ceiling, 2), "paths": rows}
     emit_json(result, args.json)

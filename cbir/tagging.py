@@ -72,7 +72,7 @@ def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = Non
     from indexer.model import resolve_model
 
     files = [check_query_args(p, 1) for p in paths]
-    embedder = load_embedder(weights, resolve_model(model), runtime)
+    embedder = load_embedder(weights, resolve_model(model), runtime, bulk=len(files) > 8)
     out = []
     for path in files:
         pixels, _ = load_image(path)

@@ -117,7 +117,7 @@ def weights_digest(model) -> str:
 
 def load_embedder(weights_path: str | os.PathLike[str] | None = None,
                   model: ModelRef | str | None = None, runtime: str | None = None,
-                  threads: int | None = None) -> Embedder:
+                  threads: int | None = None, bulk: bool = True) -> Embedder:
     """The embedder for a model choice on the chosen engine; ImageNet weights are provisioned only when needed.
 
     On the LiteRT engine the export is made (and checked) on first use of a model, then reused; an export
@@ -126,14 +126,17 @@ def load_embedder(weights_path: str | os.PathLike[str] | None = None,
     from indexer.keras_embedder import KerasEmbedder
     from indexer.lite_embedder import LiteEmbedder
     from indexer.lite_export import build_export, runtime_files, runtime_key
-    from indexer.runtime_choice import choose_runtime, inference_threads
+    from indexer.runtime_choice import choose_runtime, inference_threads, runtime_explicit
 
     ref = model if isinstance(model, ModelRef) else resolve_model(model)
     weights = None if ref.trunk_file is not None else ensure_weights(weights_path)
-    if choose_runtime(runtime) == "keras":
+    choice = choose_runtime(runtime, bulk)
+    if choice == "keras":
         return KerasEmbedder(weights, ref)
-    files = runtime_files(ref, runtime_key(ref, weights.digest() if weights else None))
+    digest = weights.digest() if weights else None
+    files = runtime_files(ref, runtime_key(ref, digest))
     meta = files.read_meta()
+    keras_embedder = None
     if meta is None:
         log.info("preparing the fast inference model for %s (once per model, about a minute)", ref.name)
         keras_embedder = KerasEmbedder(weights, ref)
@@ -145,4 +148,11 @@ def load_embedder(weights_path: str | os.PathLike[str] | None = None,
             return keras_embedder
     elif not meta["faithful"]:
         return KerasEmbedder(weights, ref)
+    if choice == "openvino":
+        from indexer.openvino_engine import load_openvino
+
+        engine = load_openvino(ref, weights, digest, files.model, threads, keras_embedder,
+                               float_fallback=runtime_explicit(runtime))
+        if engine is not None:
+            return engine
     return LiteEmbedder(ref, files.model, meta, inference_threads(threads), weights)

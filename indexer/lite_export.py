@@ -64,7 +64,8 @@ def runtime_key(ref: ModelRef, weights_sha256: str | None, quantization: str = D
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
 
 
-def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZATION) -> RuntimeFiles:
+def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZATION,
+                  suffix: str = ".tflite") -> RuntimeFiles:
     folder = cache_dir() / "runtime"
     stem = f"imagenet-trunk-{quantization}-{key}"
     if ref.trunk_file is not None and ref.directory is not None:  # a fine-tuned trunk: its export goes with it
@@ -72,7 +73,7 @@ def runtime_files(ref: ModelRef, key: str, quantization: str = DEFAULT_QUANTIZAT
         beside = ref.directory / "runtime"
         if os.access(beside if beside.is_dir() else ref.directory, os.W_OK):
             folder = beside
-    return RuntimeFiles(key, folder / f"{stem}.tflite", folder / f"{stem}.json")
+    return RuntimeFiles(key, folder / f"{stem}{suffix}", folder / f"{stem}.json")
 
 
 def check_images() -> np.ndarray:
@@ -94,7 +95,7 @@ def compare(reference: list[np.ndarray], candidate: list[np.ndarray]) -> dict:
     cosine = (unit(reference[0]) * unit(candidate[0])).sum(axis=1)
     agreement = [float((r.argmax(1) == c.argmax(1)).mean()) for r, c in zip(reference[1:], candidate[1:], strict=True)]
     return {"images": len(cosine), "min_cosine": round(float(cosine.min()), 5),
-            "mean_cosine": round(float(cosine.mean()), 5),
+            "p1_cosine": round(float(np.percentile(cosine, 1)), 5), "mean_cosine": round(float(cosine.mean()), 5),
             "top1_agreement": [round(a, 4) for a in agreement]}
 
 

@@ -1,4 +1,4 @@
-"""Which engine runs the model: Keras (float32, GPU-capable) or the model's LiteRT export.
+"""Which engine runs the model: Keras (float32, GPU-capable), the LiteRT export, or OpenVINO (float32 or int8).
 
 Deliberately light: the CLI reads the help text here at import time.
 """
@@ -9,22 +9,42 @@ import os
 
 from cbir.errors import UsageError
 
-RUNTIMES = ("auto", "lite", "keras")
-RUNTIME_HELP = ("Inference engine: 'lite' (the model's LiteRT export, built and checked once, the "
-                "fastest on a CPU), 'keras' (float32 TensorFlow, uses a GPU), or 'auto': keras when a GPU "
-                "is visible, else lite (default: $CBIR_RUNTIME, else auto).")
+RUNTIMES = ("auto", "lite", "openvino", "keras")
+RUNTIME_HELP = ("Inference engine: 'lite' (the model's LiteRT export, float32), 'openvino' (OpenVINO: int8 when "
+                "its export passes the fidelity check, else float32), 'keras' (float32 TensorFlow, uses a GPU), or "
+                "'auto': keras when a GPU is visible, else OpenVINO int8 (when installed and faithful) to index and "
+                "lite for a single query "
+                "(default: $CBIR_RUNTIME, else auto). Each export is made and checked once per model.")
 
 
-def choose_runtime(option: str | None) -> str:
-    """'lite' or 'keras' for a ``--runtime`` choice (or $CBIR_RUNTIME)."""
+def _option(option: str | None) -> str:
     choice = (option or os.environ.get("CBIR_RUNTIME", "").strip() or "auto").lower()
-    if choice == "tflite":
-        choice = "lite"
+    choice = "lite" if choice == "tflite" else choice
     if choice not in RUNTIMES:
         raise UsageError(f"unknown runtime {choice!r}; choose one of {', '.join(RUNTIMES)}")
-    if choice == "auto":
-        return "keras" if gpu_available() else "lite"
     return choice
+
+
+def choose_runtime(option: str | None, bulk: bool = True) -> str:
+    """'lite', 'openvino' or 'keras' for a ``--runtime`` choice (or $CBIR_RUNTIME).
+
+    'auto' picks int8 OpenVINO for ``bulk`` work (indexing, evaluating, a server), where its speed pays;
+    for one picture in a new process (`cbir query`) LiteRT starts about half a second sooner, and that
+    is most of the time such a command takes.
+    """
+    choice = _option(option)
+    if choice == "auto":
+        if gpu_available():
+            return "keras"
+        from indexer.openvino_engine import int8_available
+
+        return "openvino" if bulk and int8_available() else "lite"
+    return choice
+
+
+def runtime_explicit(option: str | None) -> bool:
+    """True when the engine was chosen by name rather than by 'auto'."""
+    return _option(option) != "auto"
 
 
 def gpu_available() -> bool:

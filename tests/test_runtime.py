@@ -122,3 +122,68 @@ def test_unknown_runtime_is_a_usage_error(photo_tree, cli_env):
     save_photo(np.zeros((8, 8, 3), np.uint8), photo_tree / "black.png")
     proc = run_cbir(["index", str(photo_tree)], env)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("cbir: error: unknown runtime")
+
+
+def _uncropped_pixels(photos) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    from indexer.loader import decode
+
+    def pixels(array):
+        buf = io.BytesIO()
+        Image.fromarray(array).convert("RGB").save(buf, "PNG")
+        return decode(buf.getvalue())
+
+    return np.stack([pixels(a[a.shape[0] // 5:]) for a in photos.values()])
+
+
+def test_openvino_int8_is_checked_on_shipped_photos_faithful_and_picked_by_auto(weights_file, default_keras,
+                                                                                 photos):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from indexer.embedder import load_embedder
+    from indexer.openvino_engine import MIN_CATEGORY_AGREEMENT, MIN_COSINE, OpenVinoEmbedder
+    from indexer.runtime_choice import choose_runtime, gpu_available
+
+    engine = load_embedder(weights_file, "default", runtime="openvino")  # the test cache's export, made once
+    assert isinstance(engine, OpenVinoEmbedder) and engine.runtime == "openvino-int8"
+    assert engine.model_id == default_keras.model_id
+    meta = json.loads(next(engine.net_files.parent.glob(engine.net_files.stem + ".json")).read_text())
+    assert meta["faithful"] and meta["check"]["images"] >= 300
+    assert meta["check"]["min_cosine"] >= MIN_COSINE and meta["check"]["top1_agreement"][-1] >= MIN_CATEGORY_AGREEMENT
+
+    # Photos neither the calibration nor the check used: crops of the scikit-image photos.
+    batch = _uncropped_pixels(photos)
+    reference, candidate = default_keras.embed(batch), engine.embed(batch)
+    assert (reference.vectors * candidate.vectors).sum(axis=1).min() >= MIN_COSINE
+    assert (reference.category_probs.argmax(1) == candidate.category_probs.argmax(1)).all()
+
+    if not gpu_available():
+        assert choose_runtime("auto") == "openvino" and choose_runtime("auto", bulk=False) == "lite"
+    assert choose_runtime("lite") == "lite" and choose_runtime("openvino", bulk=False) == "openvino"
+
+
+def test_an_unfaithful_int8_export_falls_back_to_float32_and_says_so(weights_file, default_keras, photos, tmp_path,
+                                                                    monkeypatch, caplog):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    import logging
+
+    import indexer.openvino_engine as engine_module
+    from indexer.embedder import load_embedder
+    from indexer.lite_embedder import LiteEmbedder
+
+    monkeypatch.setenv("CBIR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(engine_module, "MIN_COSINE", 0.99999)  # a bar no int8 model clears
+    with caplog.at_level(logging.INFO, logger="indexer"):
+        engine = load_embedder(weights_file, "default", runtime="openvino")
+    assert engine.runtime == "openvino-float32"
+    assert any("below the bar" in r.getMessage() and "openvino-int8" in r.getMessage() for r in caplog.records)
+    assert not list((tmp_path / "cache" / "runtime").glob("*openvino-int8*.xml"))  # not kept, only its verdict
+    batch = _uncropped_pixels(photos)
+    cosine = (default_keras.embed(batch).vectors * engine.embed(batch).vectors).sum(axis=1)
+    assert cosine.min() >= 0.9999  # float32: the same function
+    # 'auto' does not build it again and runs LiteRT.
+    assert isinstance(load_embedder(weights_file, "default"), LiteEmbedder)

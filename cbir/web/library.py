@@ -134,14 +134,17 @@ class Library:
         from indexer.loader import decode
 
         _check_k(k)
-        pixels = decode(data, max_pixels=self.max_upload_pixels)
+        pixels = decode(data, max_pixels=self.max_upload_pixels)  # checked even when the bytes are indexed
         with self.reader() as reader:
             self._nonempty(reader)
             allowed = self._allowed(reader, tags)
-            embedder = self._model(reader)
-            with self._model_lock:
-                vector = embedder.embed(pixels[None]).vectors[0]
             same = reader.rows_by_hash(content_hash(data))
+            if same:  # these very bytes are indexed: their stored vector is the model's answer
+                vector = reader.vector(same[0].id)
+            else:
+                embedder = self._model(reader)
+                with self._model_lock:
+                    vector = embedder.embed(pixels[None]).vectors[0]
             return self._searcher(reader).search(vector, k, same[0] if same else None, exclude_self, allowed)
 
     def query_id(self, image_id: int, k: int = 10, *, exclude_self: bool = False,
