@@ -42,14 +42,17 @@ class RuntimeFiles:
     model: Path  # the .tflite file
     meta: Path  # its sidecar: model id, output layout, the check's figures
 
-    def read_meta(self) -> dict | None:
+    def read_meta(self, fmt: int = EXPORT_FORMAT, companions: tuple[str, ...] = ()) -> dict | None:
+        """The sidecar when it is of this key and format and, for a faithful export, its files are there
+        (the model, and beside it a file for each suffix in ``companions``)."""
         try:
             meta = json.loads(self.meta.read_text())
         except (OSError, ValueError):
             return None
-        if meta.get("key") != self.key or meta.get("format") != EXPORT_FORMAT:
+        if meta.get("key") != self.key or meta.get("format") != fmt:
             return None
-        if meta.get("faithful") and not self.model.is_file():
+        files = [self.model, *(self.model.with_suffix(suffix) for suffix in companions)]
+        if meta.get("faithful") and not all(f.is_file() for f in files):
             return None
         return meta
 

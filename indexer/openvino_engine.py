@@ -194,19 +194,6 @@ def build_openvino(keras_embedder, tflite: Path, files: RuntimeFiles, quantizati
     return meta
 
 
-def read_meta(files: RuntimeFiles) -> dict | None:
-    try:
-        meta = json.loads(files.meta.read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("key") != files.key or meta.get("format") != OPENVINO_FORMAT:
-        return None
-    if meta.get("faithful") and not (files.model.is_file() and files.model.with_suffix(".bin").is_file()):
-        return None
-    return meta
-
-
-
 def load_openvino(ref, weights, digest: str | None, tflite: Path, threads: int | None, keras_embedder,
                   float_fallback: bool) -> Embedder | None:
     """The int8 engine when its export is faithful; else, when OpenVINO was asked for by name, its float32
@@ -219,7 +206,7 @@ def load_openvino(ref, weights, digest: str | None, tflite: Path, threads: int |
     for quantization in precisions:
         engine = f"openvino-{quantization}"
         files = runtime_files(ref, runtime_key(ref, digest, engine), engine, ".xml")
-        meta = read_meta(files)
+        meta = files.read_meta(OPENVINO_FORMAT, (".bin",))
         if meta is None:
             log.info("preparing the %s model for %s (once per model, %s)", engine, ref.name,
                      "about two minutes" if quantization == "int8" else "a few seconds")
