@@ -126,6 +126,15 @@ class Searcher:
         return self.index.search(vector.reshape(1, -1), fetch, params=params)
 
 
+def check_trunk(reader, embedder) -> None:
+    """Refuse to search an index with vectors of another network (a head's categories do not matter here)."""
+    from index_store.catalog import trunk_of
+
+    if trunk_of(reader.model_id or "") != embedder.trunk_id:
+        raise mixed_models(reader.index_dir, f"{reader.model_ref or reader.model_id} ({reader.model_id})",
+                           f"{embedder.model.ref} ({embedder.model_id})")
+
+
 def query(
     index_dir: Path,
     image: str | os.PathLike[str],
@@ -139,7 +148,6 @@ def query(
     tags: list[str] | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
-    from index_store.catalog import trunk_of
     from indexer.embedder import load_embedder
     from indexer.loader import decode, read_file
     from indexer.model import resolve_model
@@ -169,9 +177,7 @@ def query(
             pixels = decode(content.data)
             lap("read and decode the image")
             embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime, bulk=False)
-            if trunk_of(reader.model_id or "") != embedder.trunk_id:  # a head's categories do not matter here
-                raise mixed_models(index_dir, f"{reader.model_ref or reader.model_id} ({reader.model_id})",
-                                   f"{embedder.model.ref} ({embedder.model_id})")
+            check_trunk(reader, embedder)
             lap(f"load the model ({embedder.runtime})")
             vector = embedder.embed(pixels[None]).vectors[0]
             lap("embed")

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError, mixed_models
-from cbir.search import Hit, Searcher
+from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError
+from cbir.search import Hit, Searcher, check_trunk
 from cbir.tagging import Found, find, words_to_tags
 
 PAGE_SIZE_LIMIT = 500
@@ -95,9 +95,7 @@ class Library:
                 model, weights, runtime = self._choice
                 self._embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime)
             embedder = self._embedder
-        if embedder.trunk_id != wanted:
-            raise mixed_models(self.index_dir, f"{reader.model_ref or reader.model_id} ({reader.model_id})",
-                               f"{embedder.model.ref} ({embedder.model_id})")
+        check_trunk(reader, embedder)
         return embedder
 
     def _search_index(self, reader):
