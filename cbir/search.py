@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError, mixed_models
+from cbir.errors import ImageNotFoundError, UsageError, mixed_models
 
 MATCH_SCORE = 0.80
 RELATED_SCORE = 0.55
@@ -157,8 +157,7 @@ def query(
     path = check_query_args(image, k)
     reader = IndexReader.open(index_dir)
     try:
-        if reader.count() == 0:
-            raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
+        reader.require_images()
         allowed = None
         if tags:
             from cbir.tagging import words_to_tags

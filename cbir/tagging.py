@@ -44,8 +44,7 @@ def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
         raise UsageError(f"-k must be at least 1, got {k}")
     catalog = TagCatalog.open(index_dir)
     try:
-        if catalog.count() == 0:
-            raise IndexEmptyError(f"index {index_dir} holds no images: run `cbir index DIR` first")
+        catalog.require_images()
         wanted = words_to_tags(catalog, words)
         if not catalog.has_tags():
             raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "

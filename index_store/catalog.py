@@ -109,6 +109,11 @@ class CatalogInfo:
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
 
+    def require_images(self) -> None:
+        """IndexEmptyError, saying how to fill it, when the index holds no image."""
+        if self.count() == 0:
+            raise IndexEmptyError(f"index {self.index_dir} holds no images: run `cbir index DIR` first")
+
     def tagged_count(self) -> int:
         """Images with at least one tag (0 for an index made before tags existed)."""
         if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'image_tags'").fetchone():

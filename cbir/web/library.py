@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cbir.errors import ImageNotFoundError, IndexEmptyError, UsageError
+from cbir.errors import ImageNotFoundError, UsageError
 from cbir.search import Hit, Searcher, check_trunk
 from cbir.tagging import Found, find, words_to_tags
 
@@ -117,11 +117,6 @@ class Library:
     def _searcher(self, reader) -> Searcher:
         return Searcher(reader, self._search_index(reader))
 
-    @staticmethod
-    def _nonempty(reader) -> None:
-        if reader.count() == 0:
-            raise IndexEmptyError(f"index {reader.index_dir} holds no images: run `cbir index DIR` first")
-
     def _allowed(self, reader, tags: list[str] | None) -> set[int] | None:
         return reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
 
@@ -134,7 +129,7 @@ class Library:
         _check_k(k)
         pixels = decode(data, max_pixels=self.max_upload_pixels)  # checked even when the bytes are indexed
         with self.reader() as reader:
-            self._nonempty(reader)
+            reader.require_images()
             allowed = self._allowed(reader, tags)
             same = reader.rows_by_hash(content_hash(data))
             if same:  # these very bytes are indexed: their stored vector is the model's answer
