@@ -42,9 +42,9 @@ def cli() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Images per model call.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Threads that read, hash and decode images (default: half the CPU count).")
+              help="Threads that read, hash and decode images (default: the CPU count).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
-              help="Threads the lite engine computes with (default: $CBIR_THREADS, else CPU count).")
+              help="Threads the model computes with (default: $CBIR_THREADS, else the CPU count).")
 @click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None,
               help="Search index: flat (exact), ivf (IVF with 8-bit codes), hnsw (graph), or auto: exact up to "
                    "20,000 images, then ivf (default: the index's current choice, else auto).")

@@ -70,8 +70,10 @@ class OpenVinoNet:
         core.set_property({"CACHE_DIR": str(xml.parent / "openvino-compiled")})
         try:
             model = core.read_model(str(xml))
+            # Unpinned: while indexing, decoding threads share the cores, and a pinned inference thread
+            # that loses its core stalls the others at every layer (index_throughput: 19.3 -> 21.1 images/s).
             self._compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads or os.cpu_count() or 1,
-                                                               "NUM_STREAMS": 1})
+                                                               "NUM_STREAMS": 1, "ENABLE_CPU_PINNING": False})
         except RuntimeError as exc:
             raise ModelError(f"cannot load the OpenVINO model {xml}: {str(exc).splitlines()[0][:200]}") from exc
         self._request = self._compiled.create_infer_request()
