@@ -48,11 +48,14 @@ def cli() -> None:
 @click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None,
               help="Search index: flat (exact), ivf (IVF with 8-bit codes), hnsw (graph), or auto: exact up to "
                    "20,000 images, then ivf (default: the index's current choice, else auto).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Embed on Ray workers (pip install 'cbir[ray]'): alone, on a Ray instance started here; with an "
+                   "address (auto, ray://HOST:10001), on that cluster. Workers must see the files at the same paths.")
 @quiet_option("No progress bar and no per-file skip lines.")
 @json_option
 def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None, weights: str | None,
               runtime: str | None, batch_size: int, workers: int | None, threads: int | None,
-              index_type: str | None, quiet: bool, as_json: bool) -> None:
+              index_type: str | None, ray_address: str | None, quiet: bool, as_json: bool) -> None:
     """Embed every image under FOLDERS into the index; re-runs only touch what changed.
 
     With no FOLDERS, every folder indexed before is indexed again.
@@ -80,8 +83,13 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
                          loaded["embedder"].model.ref)
         if index_type:
             store.set_index_type(index_type)
+        cluster = None
+        if ray_address is not None:
+            from indexer.ray_index import engine_spec
+
+            cluster = (engine_spec(loaded["embedder"], runtime, threads), None if ray_address == "local" else ray_address)
         summary = index_folders(store, loaded["embedder"], roots, batch_size=batch_size, workers=workers,
-                                quiet=quiet)
+                                quiet=quiet, cluster=cluster)
     if as_json:
         click.echo(json.dumps({"index": str(index_path), **summary.as_dict()}, indent=2))
 

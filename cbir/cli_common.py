@@ -90,8 +90,11 @@ def echo_err(text: str) -> None:
 
 
 def index_folders(store, embedder, folders: list[str], *, batch_size: int = 16, workers: int | None = None,
-                  quiet: bool = False, register: bool = True):
-    """Index ``folders`` into an open store with a progress bar and a summary line on stderr."""
+                  quiet: bool = False, register: bool = True, cluster=None):
+    """Index ``folders`` into an open store with a progress bar and a summary line on stderr.
+
+    ``cluster``, (engine spec, Ray address or None for a local instance), embeds on Ray workers.
+    """
     from cbir.progress import progress_bar
     from indexer.pipeline import IndexRun
 
@@ -102,8 +105,13 @@ def index_folders(store, embedder, folders: list[str], *, batch_size: int = 16, 
             bar.write(one_line(f"cbir: skipped {quote_path(path)}: {reason}" + (f" ({detail})" if detail else "")),
                       file=sys.stderr)
 
-    job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
-                   on_progress=bar.update)
+    if cluster is not None:
+        from indexer.ray_index import RayIndexRun
+
+        job: IndexRun = RayIndexRun(store, embedder, cluster[0], cluster[1], on_skip=on_skip, on_progress=bar.update)
+    else:
+        job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
+                       on_progress=bar.update)
     bar.total = job.count_files(folders)
     bar.refresh()
     try:

@@ -88,6 +88,12 @@ class DamagedFileError(CbirError):
     exit_code = 13
 
 
+class ClusterError(CbirError):
+    """The Ray cluster cannot be reached or started, or its workers cannot run the model as this machine does."""
+
+    exit_code = 14
+
+
 def mount_point(path: str | os.PathLike[str]) -> str:
     """The mount point of the filesystem holding ``path`` (or its nearest existing ancestor)."""
     current = os.path.abspath(path)

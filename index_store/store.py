@@ -298,11 +298,14 @@ class IndexStore(TagWrites, _Catalog):
 
     # -- transactions -------------------------------------------------------
     def _write(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        return self._write_many(sql, [params], one=True)
+
+    def _write_many(self, sql: str, rows: list, one: bool = False) -> sqlite3.Cursor:
         try:
             if not self._in_tx:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self._in_tx = True
-            return self.conn.execute(sql, params)
+            return self.conn.execute(sql, rows[0]) if one else self.conn.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise self._typed(exc) from exc
 

@@ -87,6 +87,7 @@ class TagWrites(TagReads):
 
     dim: int
     _write: Callable[..., sqlite3.Cursor]
+    _write_many: Callable[..., sqlite3.Cursor]
 
     def _ensure_tag_schema(self) -> None:
         """Give a catalog made before tags existed the feature-length column (the table comes with the DDL)."""
@@ -96,9 +97,9 @@ class TagWrites(TagReads):
 
     def set_tags(self, image_id: int, tags: list[tuple[str, float]]) -> None:
         self._write("DELETE FROM image_tags WHERE image_id = ?", (image_id,))
-        for tag, score in tags:
-            self._write("INSERT OR REPLACE INTO image_tags (tag, image_id, score) VALUES (?, ?, ?)",
-                        (tag, image_id, float(score)))
+        if tags:
+            self._write_many("INSERT OR REPLACE INTO image_tags (tag, image_id, score) VALUES (?, ?, ?)",
+                             [(tag, image_id, float(score)) for tag, score in tags])
 
     def retag_categories(self, prefix: str) -> None:
         """Replace every category tag (``prefix`` + category) with the images' current categories."""

@@ -15,8 +15,9 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,13 +107,19 @@ class IndexRun:
         """Index ``roots``; ``register=False`` when they are folders inside already indexed roots."""
         started = time.monotonic()
         self._refresh_tags()
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="cbir-read") as pool:
-            self._pool = pool
+        with self._resources():
             for root in roots:
                 self._index_root(root, register)
         self.store.finish()
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    @contextmanager
+    def _resources(self) -> Iterator[None]:
+        """What embedding needs while the roots are walked: here, the threads that read and decode."""
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="cbir-read") as pool:
+            self._pool = pool
+            yield
 
     def _refresh_tags(self) -> None:
         """Tags of every indexed image, from the catalog alone, when the vocabulary, thresholds or model
@@ -167,37 +174,50 @@ class IndexRun:
             self._skip(job.entry.path, exc.reason, exc.detail)
             return
         job.digest = content.digest
-        entry, row = job.entry, job.row
-        if row is not None and row.hash == content.digest:
-            self._in_flight -= entry.size
-            self.store.update_stat(row.id, entry.size, entry.mtime_ns, self._run)  # touched, not changed
-            self.summary.unchanged += 1
-            self._done(1)
+        if self._unchanged(job):
+            self._in_flight -= job.entry.size
             return
         if content.digest in self._decoding_by_hash:
             # The same bytes are already being decoded for another path: share that result.
-            self._in_flight -= entry.size
+            self._in_flight -= job.entry.size
             self._decoding_by_hash[content.digest].twins.append(job)
             return
-        if row is None:
-            twins = self.store.rows_by_hash(content.digest)
-            moved = next((t for t in twins if not os.path.lexists(t.path)), None)
-            if moved is not None:
-                self._in_flight -= entry.size
-                self.store.move(moved.id, entry.path, entry.size, entry.mtime_ns, self._run)
-                self.summary.renamed += 1
-                self._done(1)
-                return
-            if twins:
-                # A byte-identical copy: same pixels, same vector; no need to decode.
-                self._in_flight -= entry.size
-                twin = twins[0]
-                self._store(job, self.store.vector(twin.id), twin.category, twin.category_probs,
-                            self.store.feature_norm(twin.id))
-                self._done(1)
-                return
+        if self._relinked(job):
+            self._in_flight -= job.entry.size
+            return
         self._decoding_by_hash[content.digest] = job
         self._decoding.append((job, self._pool.submit(decode, content.data)))
+
+    def _unchanged(self, job: _Job) -> bool:
+        """A file touched but not changed (same hash as its row): its stat is updated, nothing else."""
+        entry, row = job.entry, job.row
+        if row is None or row.hash != job.digest:
+            return False
+        self.store.update_stat(row.id, entry.size, entry.mtime_ns, self._run)
+        self.summary.unchanged += 1
+        self._done(1)
+        return True
+
+    def _relinked(self, job: _Job) -> bool:
+        """A new path with the bytes of an indexed file: a rename when that file is gone, else a copy;
+        either way it keeps the stored vector and needs no embedding."""
+        entry = job.entry
+        if job.row is not None:
+            return False
+        twins = self.store.rows_by_hash(job.digest)
+        moved = next((t for t in twins if not os.path.lexists(t.path)), None)
+        if moved is not None:
+            self.store.move(moved.id, entry.path, entry.size, entry.mtime_ns, self._run)
+            self.summary.renamed += 1
+            self._done(1)
+            return True
+        if twins:
+            twin = twins[0]
+            self._store(job, self.store.vector(twin.id), twin.category, twin.category_probs,
+                        self.store.feature_norm(twin.id))
+            self._done(1)
+            return True
+        return False
 
     def _embed_batch(self) -> None:
         jobs: list[_Job] = []
@@ -215,19 +235,29 @@ class IndexRun:
         if not jobs:
             return
         result = self.embedder.embed(np.stack(pixels))
-        categories = self.embedder.categories(result.category_probs) or [(None, None)] * len(jobs)
+        self._store_embedded(jobs, result.vectors, result.category_probs, result.norms)
+
+    def _store_embedded(self, jobs: list[_Job], vectors: np.ndarray, category_probs: np.ndarray | None,
+                        norms: np.ndarray | None) -> None:
+        """Store one embedded batch (and the byte-identical files that share it), then commit it whole."""
+        categories = self.embedder.categories(category_probs) or [(None, None)] * len(jobs)
         done = 0
-        norms = result.norms if result.norms is not None else np.full(len(jobs), np.nan, np.float32)
-        for job, vector, (category, probs), norm in zip(jobs, result.vectors, categories, norms, strict=True):
+        norms = norms if norms is not None else np.full(len(jobs), np.nan, np.float32)
+        tags = self.embedder.tagger(np.arange(len(jobs)), vectors, norms, [c for c, _ in categories],
+                                    [p for _, p in categories])
+        for job, vector, (category, probs), norm, its_tags in zip(jobs, vectors, categories, norms, tags,
+                                                                  strict=True):
             for each in (job, *job.twins):
-                self._store(each, vector, category, probs, float(norm))
+                self._store(each, vector, category, probs, float(norm), its_tags)
                 done += 1
         self._done(done)
         self.store.commit()
         self._last_commit = time.monotonic()
 
     def _store(self, job: _Job, vector: np.ndarray, category: str | None,
-               probs: dict[str, float] | None, norm: float | None) -> None:
+               probs: dict[str, float] | None, norm: float | None,
+               tags: list[tuple[str, float]] | None = None) -> None:
+        """Store one file's row and vector, and its tags (computed here unless given)."""
         entry = job.entry
         if job.row is None:
             image_id = self.store.add(entry.path, entry.size, entry.mtime_ns, job.digest, vector, self._run,
@@ -238,8 +268,9 @@ class IndexRun:
             self.store.replace_content(image_id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
                                        category, probs, norm)
             self.summary.updated += 1
-        lengths = np.array([np.nan if norm is None else norm], np.float32)
-        tags = self.embedder.tagger(np.array([image_id]), vector[None], lengths, [category], [probs])[0]
+        if tags is None:
+            lengths = np.array([np.nan if norm is None else norm], np.float32)
+            tags = self.embedder.tagger(np.array([image_id]), vector[None], lengths, [category], [probs])[0]
         self.store.set_tags(image_id, tags)
 
     # -- bookkeeping ----------------------------------------------------------------

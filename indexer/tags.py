@@ -99,9 +99,16 @@ class Vocabulary:
         """
         import numpy as np
 
+        scores = None if imagenet_probs is None else imagenet_probs.astype(np.float32) @ self.membership
+        return self.tags_from_scores(scores, category, category_probability)
+
+    def tags_from_scores(self, scores: np.ndarray | None, category: str | None = None,
+                         category_probability: float | None = None) -> list[Tag]:
+        """``tags`` from the image's scores for every tag (its ImageNet probabilities times ``membership``)."""
+        import numpy as np
+
         tags = []
-        if imagenet_probs is not None:
-            scores = imagenet_probs.astype(np.float32) @ self.membership
+        if scores is not None:
             kept = np.flatnonzero(scores >= MIN_TAG_SCORE)
             tags = [Tag(self.tag_ids[i], self.words[self.tag_ids[i]][0], float(scores[i])) for i in kept]
             tags.sort(key=lambda t: (-round(t.score, 1), -self._depth[t.id], t.name))
@@ -179,12 +186,13 @@ class Tagger:
         n = len(vectors)
         categories = categories or [None] * n
         probabilities = probabilities or [None] * n
-        imagenet = None
+        scores = None
         if self.classifier is not None and n:
             lengths = np.where(np.isfinite(norms), norms, TYPICAL_NORM).astype(np.float32)
-            imagenet = imagenet_probabilities(vectors, lengths, self.classifier)
-        return [self.vocabulary.tags(None if imagenet is None else imagenet[i], categories[i],
-                                     (probabilities[i] or {}).get(categories[i]))
+            # One product for the whole batch: per image it was most of a bulk load's commit time.
+            scores = imagenet_probabilities(vectors, lengths, self.classifier) @ self.vocabulary.membership
+        return [self.vocabulary.tags_from_scores(None if scores is None else scores[i], categories[i],
+                                                 (probabilities[i] or {}).get(categories[i]))
                 for i in range(n)]
 
 

@@ -1,0 +1,269 @@
+"""Indexing on a Ray cluster: the single writer walks and commits, Ray actors read, decode and embed.
+
+The driver (this process, holding the index's writer lock) walks the folders and
+settles every file it can by name and stat alone, exactly as a local run does.
+The paths that need reading go to a pool of Ray actors in chunks; each actor has
+loaded the same model on the same engine once, reads, hashes and decodes its
+chunk on threads and embeds it, and sends back hashes and unit vectors. The
+driver then decides each file as a local run does (touched but unchanged, a
+rename, a copy, or new content), computes categories and tags from the vectors
+with its own copy of the head, and commits each chunk whole. A crash of the
+driver loses at most the chunks not yet committed; a rerun resumes from there.
+A killed actor is restarted by Ray and its chunks retried, so no file is lost
+or stored twice.
+
+Files must be readable by the workers at the paths the driver sees (a shared
+filesystem). Actors are plain Ray actors rather than Ray Data: each chunk goes
+back to the one writer in order of completion, and nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cbir.errors import ClusterError
+from indexer.pipeline import IndexRun, _Job
+from indexer.walker import FileEntry, Problem, walk_images
+
+log = logging.getLogger(__name__)
+
+# CPUs each actor asks Ray for: its model and decoding threads share them.
+WORKER_CPUS = 2
+# Images per task: as a local run's batch, and small enough that a lost task costs little.
+CHUNK = 32
+# Tasks queued on each actor, so it starts the next chunk without waiting for the driver.
+TASKS_PER_WORKER = 2
+# Settings that decide which model and engine a worker loads, passed on to the workers.
+FORWARDED_SETTINGS = ("CBIR_CACHE", "CBIR_WEIGHTS", "CBIR_RUNTIME", "CBIR_THREADS", "CBIR_HOME")
+
+
+def ray_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """What every worker loads: the driver's model, weights and engine choice."""
+
+    model: str
+    weights: str | None
+    runtime: str | None
+    threads: int
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+class EmbedWorker:
+    """One Ray actor: loads the engine once, then reads, decodes and embeds chunks of paths.
+
+    Two chunks run at once in the actor's threads, one decoding while the other holds the model.
+    """
+
+    def __init__(self, spec: EngineSpec) -> None:
+        for name, value in spec.settings.items():
+            os.environ.setdefault(name, value)
+        from indexer.embedder import load_embedder
+
+        self.embedder = load_embedder(spec.weights, spec.model, spec.runtime, spec.threads, bulk=True)
+        self.threads = spec.threads
+        self._model_lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        return {"model_id": self.embedder.model_id, "runtime": self.embedder.runtime, "pid": os.getpid(),
+                "node": socket.gethostname()}
+
+    def embed(self, paths: list[str]) -> dict[str, Any]:
+        from indexer.loader import load_many
+
+        loaded = list(load_many(paths, workers=self.threads))
+        pixels = [item.pixels for item in loaded if item.pixels is not None]
+        vectors = np.zeros((0, self.embedder.dim), np.float32)
+        norms = np.zeros(0, np.float32)
+        if pixels:
+            with self._model_lock:
+                result = self.embedder.embed(np.stack(pixels))
+            vectors, norms = result.vectors, result.norms
+        return {"paths": paths, "digests": [item.digest for item in loaded],
+                "problems": [None if item.reason is None else (item.reason, item.detail) for item in loaded],
+                "vectors": vectors, "norms": norms}
+
+
+@dataclass
+class _Task:
+    worker: int
+    jobs: list[_Job]
+
+
+class RayIndexRun(IndexRun):
+    """``cbir index --ray``: an IndexRun whose embedding is done by Ray actors."""
+
+    def __init__(self, store, embedder, spec: EngineSpec, address: str | None = None, *,
+                 actors: int | None = None, **kwargs: Any) -> None:
+        super().__init__(store, embedder, **kwargs)
+        self.spec = spec
+        self.address = address
+        self.actors = actors
+        self.workers_info: list[dict[str, Any]] = []
+        self._actors: list[Any] = []
+        self._tasks: dict[Any, _Task] = {}
+
+    @contextmanager
+    def _resources(self) -> Iterator[None]:
+        ray = _import_ray()
+        started_here = connect(self.address, self.spec.settings)
+        try:
+            self._start_actors(ray)
+            yield
+        except ray.exceptions.RayError as exc:
+            raise ClusterError(f"the Ray cluster failed: {_first_line(exc)}; what was committed is kept, "
+                               "run again to resume") from exc
+        finally:
+            for actor in self._actors:
+                ray.kill(actor)
+            self._actors, self._tasks = [], {}
+            if started_here:
+                ray.shutdown()
+
+    def _start_actors(self, ray) -> None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        count = self.actors or max(1, cpus // WORKER_CPUS)
+        remote = ray.remote(num_cpus=min(WORKER_CPUS, cpus), max_restarts=3, max_task_retries=3,
+                            max_concurrency=2)(EmbedWorker)
+        self._actors = [remote.remote(self.spec) for _ in range(count)]
+        self.workers_info = ray.get([actor.describe.remote() for actor in self._actors])
+        for info in self.workers_info:
+            if (info["model_id"], info["runtime"]) != (self.embedder.model_id, self.embedder.runtime):
+                raise ClusterError(
+                    f"a Ray worker on {info['node']} loaded {info['model_id']} on {info['runtime']}, not "
+                    f"{self.embedder.model_id} on {self.embedder.runtime} as here: install the same cbir, "
+                    "model and engines on every node")
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the actors as they are now (a restarted actor has a new one)."""
+        ray = _import_ray()
+        return [info["pid"] for info in ray.get([actor.describe.remote() for actor in self._actors])]
+
+    def _index_root(self, root: str, register: bool = True) -> None:
+        run = self.store.begin_run(root, register)
+        self._run = run
+        chunk: list[_Job] = []
+        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
+            if isinstance(item, Problem):
+                self._skip(item.path, item.reason, item.detail, counted=False)
+                continue
+            assert isinstance(item, FileEntry)
+            row = self.store.row_by_path(item.path)
+            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
+                self.store.mark_seen(row.id, run)
+                self.summary.unchanged += 1
+                self._done(1)
+                continue
+            chunk.append(_Job(item, row))
+            if len(chunk) == CHUNK:
+                self._submit(chunk)
+                chunk = []
+        if chunk:
+            self._submit(chunk)
+        while self._tasks:
+            self._collect()
+        self.summary.removed += self.store.finish_root(root, run)
+
+    def _submit(self, jobs: list[_Job]) -> None:
+        while len(self._tasks) >= TASKS_PER_WORKER * len(self._actors):
+            self._collect()
+        busy = [0] * len(self._actors)
+        for task in self._tasks.values():
+            busy[task.worker] += 1
+        worker = busy.index(min(busy))
+        ref = self._actors[worker].embed.remote([job.entry.path for job in jobs])
+        self._tasks[ref] = _Task(worker, jobs)
+
+    def _collect(self) -> None:
+        """Wait for one chunk, then decide and store its files as a local run would."""
+        ray = _import_ray()
+        ready, _ = ray.wait(list(self._tasks), num_returns=1)
+        task = self._tasks.pop(ready[0])
+        result = ray.get(ready[0])
+        embedded: list[_Job] = []  # in the order of the returned vectors
+        for job, digest, problem in zip(task.jobs, result["digests"], result["problems"], strict=True):
+            if problem is not None:
+                self._skip(job.entry.path, *problem)
+                continue
+            job.digest = digest
+            embedded.append(job)
+        vectors = result["vectors"]
+        keep = [k for k, job in enumerate(embedded) if not (self._unchanged(job) or self._relinked(job))]
+        if keep:
+            chosen = vectors[keep]
+            probs = self.embedder.categorizer.probabilities(chosen) if self.embedder.categorizer else None
+            self._store_embedded([embedded[k] for k in keep], chosen, probs, result["norms"][keep])
+        else:
+            self.store.commit()
+
+
+def connect(address: str | None, settings: dict[str, str]) -> bool:
+    """Join the Ray cluster at ``address`` (or start a local instance when None); True when started here."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                               "logging_level": logging.WARNING,
+                               "runtime_env": {"env_vars": dict(settings)}}
+    if address is not None and address != "auto":
+        _check_reachable(address)
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count() or 1, **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "start a local Ray instance" if address is None else f"reach the Ray cluster at {address}"
+        raise ClusterError(f"cannot {where}: {_first_line(exc)}") from exc
+    return True
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on an address nothing listens at (Ray itself retries for minutes)."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"a Ray address is HOST:PORT, ray://HOST:PORT or auto, not {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def engine_spec(embedder, runtime: str | None, threads: int | None) -> EngineSpec:
+    """The spec that makes workers load what ``embedder`` is: same model, weights file and engine choice."""
+    from cbir.config import cache_dir
+    from indexer.runtime_choice import inference_threads
+
+    weights = getattr(embedder, "weights", None)
+    settings = {name: os.environ[name] for name in FORWARDED_SETTINGS if os.environ.get(name)}
+    settings.setdefault("CBIR_CACHE", str(cache_dir()))
+    return EngineSpec(model=embedder.model.ref, weights=str(weights.path) if weights is not None else None,
+                      runtime=runtime, threads=min(WORKER_CPUS, inference_threads(threads)), settings=settings)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError("--ray needs Ray: pip install 'cbir[ray]'") from None
+    return ray
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
