@@ -12,8 +12,9 @@ load its weights, then for each file a full Pillow decode, RGB conversion and
 resize to 224x224, `keras.Model.predict` on batches of 32, FAISS `add`, and
 the index written to a file. The files are read once beforehand so that
 neither side pays for the disk. Each side also reports its own loop's rate
-(start-up excluded), and their ratio is printed beside the whole-process one. Runs alternate between the two ways; prints
-medians, min-max and the ratio per folder, then JSON.
+(start-up excluded), and their ratio is printed beside the whole-process one.
+Runs alternate between the two ways; prints medians, min-max and the ratio
+per folder, then JSON.
 
 For camera-sized files, make a library with `python -m benchmarks.camera_library OUT`.
 """

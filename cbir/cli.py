@@ -87,7 +87,8 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
         if ray_address is not None:
             from indexer.ray_index import engine_spec
 
-            cluster = (engine_spec(loaded["embedder"], runtime, threads), None if ray_address == "local" else ray_address)
+            address = None if ray_address == "local" else ray_address
+            cluster = (engine_spec(loaded["embedder"], runtime, threads), address)
         summary = index_folders(store, loaded["embedder"], roots, batch_size=batch_size, workers=workers,
                                 quiet=quiet, cluster=cluster)
     if as_json:

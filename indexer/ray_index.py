@@ -87,8 +87,8 @@ class EmbedWorker:
 
         loaded = list(load_many(paths, workers=self.threads))
         pixels = [item.pixels for item in loaded if item.pixels is not None]
-        vectors = np.zeros((0, self.embedder.dim), np.float32)
-        norms = np.zeros(0, np.float32)
+        vectors: np.ndarray = np.zeros((0, self.embedder.dim), np.float32)
+        norms: np.ndarray | None = np.zeros(0, np.float32)
         if pixels:
             with self._model_lock:
                 result = self.embedder.embed(np.stack(pixels))
