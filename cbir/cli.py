@@ -45,9 +45,11 @@ def cli() -> None:
               help="Threads that read, hash and decode images (default: the CPU count).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
               help="Threads the model computes with (default: $CBIR_THREADS, else the CPU count).")
-@click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw"]), default=None,
-              help="Search index: flat (exact), ivf (IVF with 8-bit codes), hnsw (graph), or auto: exact up to "
-                   "20,000 images, then ivf (default: the index's current choice, else auto).")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "ivf", "hnsw", "ivfpq"]), default=None,
+              help="Search index: flat (exact), ivf (IVF with 8-bit codes), hnsw (graph), ivfpq (64-byte codes in "
+                   "memory-mapped lists on disk, shortlists re-ranked exactly), or auto: exact up to 20,000 images, "
+                   "then ivf, then ivfpq past half this machine's RAM (default: the index's current choice, "
+                   "else auto).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on Ray workers (pip install 'cbir[ray]'): alone, on a Ray instance started here; with an "
                    "address (auto, ray://HOST:10001), on that cluster. Workers must see the files at the same paths.")

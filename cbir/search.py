@@ -14,7 +14,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cbir.errors import ImageNotFoundError, UsageError, mixed_models
 
@@ -114,16 +113,9 @@ class Searcher:
         ]
 
     def _search_within(self, vector, fetch: int, allowed: set[int]):
-        import faiss
-        import numpy as np
+        from index_store.faiss_index import search_within
 
-        selector = faiss.IDSelectorBatch(np.array(sorted(allowed), np.int64))
-        ivf = faiss.try_extract_index_ivf(self.index)
-        params: Any = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
-        params.sel = selector
-        if ivf is not None:
-            params.nprobe = ivf.nprobe  # the parameters replace the index's own, so carry its probe count
-        return self.index.search(vector.reshape(1, -1), fetch, params=params)
+        return search_within(self.index, vector.reshape(1, -1), fetch, allowed)
 
 
 def check_trunk(reader, embedder) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from index_store.atomic import atomic_write_text
 
 MANIFEST_FILE = "manifest.json"
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Manifest:
     dim: int
     count: int
     generation: int
-    index_type: str  # flat, ivf or hnsw
+    index_type: str  # flat, ivf, hnsw or ivfpq
     metric: str = "inner_product"
     nlist: int = 0
     nprobe: int = 0
@@ -37,6 +37,8 @@ class Manifest:
     cbir_version: str = ""
     faiss_bytes: int = 0  # size of the FAISS file as written
     faiss_crc32: int | None = None  # its checksum; a file that does not match is rebuilt
+    ivf_data_file: str = ""  # ivfpq: the file of on-disk inverted lists, beside the FAISS file
+    ivf_data_bytes: int = 0  # its size as written (too big to checksum at every load)
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "str": str, "float": (int, float),

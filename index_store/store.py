@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import sqlite3
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +41,7 @@ from index_store.faiss_index import (
     cap_probes,
     describe_index,
     estimate_bytes,
+    estimate_disk_bytes,
     plan_index,
     read_index,
     tune,
@@ -47,6 +50,7 @@ from index_store.faiss_index import (
 from index_store.hashing import file_crc32
 from index_store.lock import WriterLock
 from index_store.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
+from index_store.ondisk import DATA_SUFFIX, Reranked, data_file_name, open_ondisk, patch_ondisk
 from index_store.schema import DDL, SCHEMA_VERSION
 from index_store.tag_table import TagReads, TagWrites
 
@@ -143,11 +147,14 @@ class _Catalog(CatalogInfo, TagReads):
         path = self.index_dir / FAISS_FILE
         if not manifest or manifest.generation != self.generation or manifest.model_id != self.model_id:
             return None
-        if not _file_matches(path, manifest):
+        if not _file_matches(path, manifest) or not _data_matches(self.index_dir, manifest):
             _report_mismatch(path, manifest)
             return None
         try:
-            index = read_index(path)
+            if manifest.index_type == "ivfpq":
+                index = self._reranked(open_ondisk(path, self.index_dir / manifest.ivf_data_file))
+            else:
+                index = read_index(path)
         except Exception:  # a torn or foreign file: the catalog can always rebuild it
             log.warning("FAISS file %s is unreadable; rebuilding it from the catalog", path)
             return None
@@ -156,6 +163,26 @@ class _Catalog(CatalogInfo, TagReads):
             return None
         tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
         return index
+
+    def _reranked(self, index, keep_alive: object = None) -> Reranked:
+        """An on-disk index that re-scores its shortlists from this catalog, on a connection of its own (the
+        index may outlive this reader, as in the web server)."""
+        conn = connect(self.index_dir / CATALOG_FILE, readonly=True)
+        lock = threading.Lock()
+        dim = self.dim
+
+        def vectors_of(ids: list[int]) -> dict[int, np.ndarray]:
+            found: dict[int, np.ndarray] = {}
+            with lock:
+                for start in range(0, len(ids), 900):
+                    part = ids[start:start + 900]
+                    rows = conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({','.join('?' * len(part))})",
+                                        part).fetchall()
+                    for (image_id, _), vector in zip(rows, vec.decode_many((r[1] for r in rows), dim), strict=True):
+                        found[int(image_id)] = vector
+            return found
+
+        return Reranked(index, vectors_of, keep_alive)
 
     def load_faiss(self, max_nprobe: int | None = None):
         """The published search index (rebuilt from the catalog when stale); ``max_nprobe`` caps how
@@ -167,11 +194,20 @@ class _Catalog(CatalogInfo, TagReads):
             cap_probes(index, max_nprobe)
         return index
 
-    def _build_faiss(self, plan: IndexPlan):
+    def _build_faiss(self, plan: IndexPlan, data_path: Path | None = None):
+        """Build the search index from the catalog; an on-disk one writes its lists to ``data_path``, or, for a
+        reader that found the published one stale, to a temporary folder that lives as long as the index."""
         count = self.count()
         log.info("building the search index (%s) from %d stored vectors, about %.0f MB", plan.description, count,
-                 estimate_bytes(plan, count, self.dim) / 1e6)
-        return build_index(plan, self.dim, self.iter_vectors, self.sample_vectors)
+                 (estimate_bytes(plan, count, self.dim) + estimate_disk_bytes(plan, count)) / 1e6)
+        if plan.kind != "ivfpq":
+            return build_index(plan, self.dim, self.iter_vectors, self.sample_vectors)
+        keep_alive = None
+        if data_path is None:
+            keep_alive = tempfile.TemporaryDirectory(prefix="cbir-ivfpq-")
+            data_path = Path(keep_alive.name) / data_file_name("vectors", self.generation)
+        index = build_index(plan, self.dim, self.iter_vectors, self.sample_vectors, data_path)
+        return self._reranked(index, keep_alive)
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """``n`` stored vectors drawn at random (all of them when there are fewer)."""
@@ -234,6 +270,7 @@ class IndexStore(TagWrites, _Catalog):
             # Temporary files of a writer killed mid-publish; we hold the lock, so none is in use.
             remove_stale_temporaries(index_dir, [FAISS_FILE, MANIFEST_FILE])
             store = cls(index_dir, conn, lock)
+            store._remove_unused_data_files()
             store._claim(model_id, dim, model_ref)
             store._ensure_tag_schema()
             store.commit()
@@ -452,20 +489,25 @@ class IndexStore(TagWrites, _Catalog):
             return  # nothing changed since the last publish
         self.patched = False
         index = None
+        # An on-disk index's lists go to a new file named for this generation; readers keep the old one.
+        data_path = self.index_dir / data_file_name(Path(FAISS_FILE).stem, self.generation) \
+            if plan.kind == "ivfpq" else None
         if (manifest is not None and intact and manifest.generation == self._start_generation
                 and manifest.model_id == self.model_id and can_patch(plan, removing=bool(self._removed))):
-            index = self._apply_changes(faiss_path, plan)
+            index = self._apply_changes(faiss_path, plan, manifest, data_path)
             self.patched = index is not None
         if index is None:
             if same_plan and manifest is not None and not intact:
                 _report_mismatch(faiss_path, manifest)
-            index = self._build_faiss(plan)
+            index = self._build_faiss(plan, data_path)
         written: dict[str, int] = {}
 
         def write(tmp: Path) -> None:
-            write_index(index, tmp)
+            write_index(getattr(index, "inner", index), tmp)
             written.update(bytes=os.path.getsize(tmp), crc32=file_crc32(tmp))
 
+        if data_path is not None:
+            _fsync(data_path)
         atomic_write(faiss_path, write)
         write_manifest(
             self.index_dir,
@@ -473,14 +515,29 @@ class IndexStore(TagWrites, _Catalog):
                      nlist=plan.nlist, nprobe=plan.nprobe, index_choice=self.index_choice,
                      description=plan.description,
                      estimated_bytes=estimate_bytes(plan, int(index.ntotal), self.dim),
-                     faiss_bytes=written["bytes"], faiss_crc32=written["crc32"]),
+                     faiss_bytes=written["bytes"], faiss_crc32=written["crc32"],
+                     ivf_data_file=data_path.name if data_path is not None else "",
+                     ivf_data_bytes=os.path.getsize(data_path) if data_path is not None else 0),
         )
+        self._remove_unused_data_files()
         self._added.clear()
         self._removed.clear()
         self._start_generation = self.generation
 
-    def _apply_changes(self, faiss_path: Path, plan: IndexPlan):
+    def _apply_changes(self, faiss_path: Path, plan: IndexPlan, manifest: Manifest, data_path: Path | None):
         """Patch the published FAISS index with this session's changes instead of rebuilding it."""
+        if plan.kind == "ivfpq" and data_path is not None:
+            if data_path.name == manifest.ivf_data_file:
+                return None
+            try:
+                index = patch_ondisk(faiss_path, self.index_dir / manifest.ivf_data_file, data_path,
+                                     np.fromiter(self._removed, np.int64),
+                                     self.iter_vectors(sorted(self._added)))
+            except Exception as exc:  # a damaged published index: the catalog rebuilds it
+                log.warning("could not patch %s (%s); rebuilding it from the catalog", faiss_path, exc)
+                return None
+            tune(index, plan)
+            return self._reranked(index) if index.ntotal == self.count() else None
         try:
             index = read_index(faiss_path)
         except Exception:
@@ -494,6 +551,18 @@ class IndexStore(TagWrites, _Catalog):
             if len(ids):
                 index.add_with_ids(vectors, ids)
         return index if index.ntotal == self.count() else None
+
+    def _remove_unused_data_files(self) -> None:
+        """On-disk lists of earlier generations, and shards a killed build left; a reader that has one mapped
+        keeps reading it (the file lives on until it is unmapped)."""
+        manifest = read_manifest(self.index_dir)
+        keep = manifest.ivf_data_file if manifest else ""
+        for path in [*self.index_dir.glob(f"*{DATA_SUFFIX}"), *self.index_dir.glob(f".*{DATA_SUFFIX}.shard*.tmp")]:
+            if path.name != keep:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
 
     def close(self) -> None:
         try:
@@ -526,6 +595,25 @@ def _report_mismatch(path: Path, manifest: Manifest) -> None:
         log.info("%s was written by an older cbir that kept no checksum; rebuilding it once", path)
     else:
         log.warning("%s does not match the checksum in its manifest; rebuilding it from the catalog", path)
+
+
+def _data_matches(index_dir: Path, manifest: Manifest) -> bool:
+    """An on-disk index's lists file is there at the size written (the header's checksum covers the rest)."""
+    if manifest.index_type != "ivfpq":
+        return True
+    try:
+        return bool(manifest.ivf_data_file) and \
+            os.path.getsize(index_dir / manifest.ivf_data_file) == manifest.ivf_data_bytes
+    except OSError:
+        return False
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _file_matches(path: Path, manifest: Manifest) -> bool:
