@@ -7,7 +7,9 @@ included: the Ray side also starts a local Ray instance and its actor loads
 the engine), alternating. Reports images/s for each, the overhead of the Ray
 path, and how far the two catalogs' vectors are apart (they should be the
 same engine's output, stored as float16), plus paths, hashes and categories
-compared one by one.
+compared one by one. The Ray side's start-up (starting Ray, every actor
+loading the engine) is read from its log and reported apart, with the rate
+after it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -29,11 +32,13 @@ from benchmarks.common import emit_json
 from benchmarks.index_throughput import _environment
 
 
-def run(folder: Path, home: str, extra: list[str]) -> tuple[float, dict]:
+def run(folder: Path, home: str, extra: list[str]) -> tuple[float, dict, float]:
+    """(wall seconds, the JSON summary, seconds the Ray side took to start its workers)."""
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "cbir", "index", str(folder), "--json", "-q", *extra],
+    proc = subprocess.run([sys.executable, "-m", "cbir", "index", str(folder), "--json", *extra],
                           env=_environment(home), capture_output=True, text=True, check=True)
-    return time.perf_counter() - started, json.loads(proc.stdout)
+    ready = re.search(r"Ray workers ready on \d+ nodes in ([\d.]+)s", proc.stderr)
+    return time.perf_counter() - started, json.loads(proc.stdout), float(ready.group(1)) if ready else 0.0
 
 
 def catalog(home: str) -> dict[str, tuple]:
@@ -52,13 +57,18 @@ def main() -> None:
     extra = args.cbir_args.split()
     rates: dict[str, list[float]] = {"local": [], "ray": []}
     own: dict[str, list[float]] = {"local": [], "ray": []}
+    steady: list[float] = []
+    startups: list[float] = []
     comparison = {}
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as local_home, tempfile.TemporaryDirectory() as ray_home:
             for name, home, more in (("local", local_home, []), ("ray", ray_home, ["--ray"])):
-                wall, summary = run(args.folder, home, extra + more)
+                wall, summary, startup = run(args.folder, home, extra + more)
                 rates[name].append(summary["added"] / wall)
                 own[name].append(summary["added"] / summary["seconds"])
+                if name == "ray":
+                    steady.append(summary["added"] / (summary["seconds"] - startup))
+                    startups.append(startup)
                 print(f"{name}: {rates[name][-1]:.2f} images/s", file=sys.stderr)
             if i == 0:
                 a, b = catalog(local_home), catalog(ray_home)
@@ -75,6 +85,8 @@ def main() -> None:
                                        "max": round(max(v), 2)} for k, v in rates.items()},
               **{f"{k}_images_per_s_own_run": round(statistics.median(v), 2) for k, v in own.items()},
               "ray_overhead_percent": round(100 * (med["local"] / med["ray"] - 1), 1),
+              "ray_startup_s": round(statistics.median(startups), 2),
+              "ray_images_per_s_after_startup": round(statistics.median(steady), 2),
               "comparison": comparison}
     print(f"local {med['local']:.2f} images/s, ray {med['ray']:.2f} images/s "
           f"(overhead {result['ray_overhead_percent']}%); vectors: min cosine {comparison['min_cosine']}")

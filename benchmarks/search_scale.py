@@ -10,8 +10,12 @@ build from the catalog. For each size and index kind (built by
 ``index_store.faiss_index``, exactly as ``cbir index`` builds it): build time,
 bytes per vector, latency of one query (median over the queries) and of one
 batch of all queries, and recall@10 against exact search (computed by brute
-force alongside). HNSW is skipped at 10^6 (about 8.5 GB and many minutes to
-build on 2 cores); say --hnsw-max to change that. Prints a table and JSON.
+force alongside). The on-disk IVF-PQ index (``ivfpq``) is reopened from its
+files as a query process would, and its shortlists re-ranked from float16
+vectors in a memory-mapped file (in cbir, the catalog's); its row adds the
+memory resident at query time and counts bytes per vector on disk. HNSW is
+skipped at 10^6 (about 8.5 GB and many minutes to build on 2 cores); say
+--hnsw-max to change that. Prints a table and JSON.
 """
 
 from __future__ import annotations
@@ -67,14 +71,79 @@ def exact_top10(n: int, queries: np.ndarray, mids: np.ndarray) -> tuple[np.ndarr
     return best_i, seconds
 
 
+def resident_bytes() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def ondisk_row(plan, n: int, mids: np.ndarray, queries: np.ndarray, truth: np.ndarray, training_sample,
+               folder: Path | None, shortlists: tuple[int, ...] = (100, 300, 1000, 3000)) -> dict:
+    """Build the on-disk IVF-PQ index as cbir does, then reopen it memory-mapped, as a query process would,
+    with the shortlists re-ranked from float16 vectors on disk (in cbir, the catalog's)."""
+    import tempfile
+
+    from index_store.faiss_index import estimate_disk_bytes, tune, write_index
+    from index_store.ondisk import Reranked, open_ondisk
+
+    with tempfile.TemporaryDirectory(dir=folder, prefix="cbir-ivfpq-") as tmp:
+        stored = np.lib.format.open_memmap(Path(tmp) / "vectors.f16.npy", mode="w+", dtype="<f2", shape=(n, DIM))
+
+        def chunks_kept():
+            for ids, x in chunks(n, mids):
+                stored[ids] = x
+                yield ids, x
+
+        header, data = Path(tmp) / "vectors.faiss", Path(tmp) / "vectors.1.ivfdata"
+        started = time.perf_counter()
+        write_index(build_index(plan, DIM, chunks_kept, training_sample, data), header)
+        build = time.perf_counter() - started
+        stored.flush()
+        before = resident_bytes()
+        index = open_ondisk(header, data)
+        tune(index, plan)
+        searcher = Reranked(index, lambda ids: {i: np.asarray(stored[i], np.float32) for i in ids},
+                            shortlist=plan.shortlist)
+        by_shortlist = {}
+        for shortlist in shortlists:
+            trial = Reranked(index, searcher.vectors_of, shortlist=shortlist)
+            t = time.perf_counter()
+            _, ids = trial.search(queries, 10)
+            hits = [len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]
+            by_shortlist[shortlist] = {"recall_at_10": round(float(np.mean(hits)), 4),
+                                       "query_ms_mean": round((time.perf_counter() - t) / len(queries) * 1e3, 2)}
+            print(json.dumps({"n": n, "shortlist": shortlist, **by_shortlist[shortlist]}), file=sys.stderr, flush=True)
+        single = []
+        for q in queries:
+            t = time.perf_counter()
+            searcher.search(q[None], 10)
+            single.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        _, ids = searcher.search(queries, 10)
+        batch = time.perf_counter() - t
+        resident = resident_bytes() - before
+        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]))
+        on_disk = header.stat().st_size + data.stat().st_size
+        return {"n": n, "index": plan.description, "kind": "ivfpq", "build_s": round(build, 2),
+                "bytes_per_vector": round(on_disk / n, 1),
+                "estimated_bytes_per_vector": round((estimate_bytes(plan, n, DIM) + estimate_disk_bytes(plan, n)) / n,
+                                                    1),
+                "resident_mb_at_query_time": round(resident / 1e6, 1),
+                "query_ms_median": round(statistics.median(single) * 1e3, 3),
+                "query_ms_max": round(max(single) * 1e3, 3),
+                "batch_queries": len(queries), "batch_ms": round(batch * 1e3, 1),
+                "recall_at_10": round(recall, 4), "shortlist": searcher.shortlist, "by_shortlist": by_shortlist}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=100)
-    parser.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw"])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "ivf", "hnsw", "ivfpq"])
     parser.add_argument("--hnsw-max", type=int, default=100_000)
     parser.add_argument("--flat-max", type=int, default=100_000)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--ondisk-dir", type=Path, default=None,
+                        help="Where the ivfpq rows write their files (default: the temporary folder).")
     args = parser.parse_args()
 
     import faiss
@@ -97,6 +166,10 @@ def main() -> None:
             if (kind == "hnsw" and n > args.hnsw_max) or (kind == "flat" and n > args.flat_max):
                 continue
             plan = plan_index(kind, n)
+            if kind == "ivfpq":
+                rows.append(ondisk_row(plan, n, mids, queries, truth, training_sample, args.ondisk_dir))
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                continue
             started = time.perf_counter()
             index = build_index(plan, DIM, lambda n=n: chunks(n, mids), training_sample)
             build = time.perf_counter() - started

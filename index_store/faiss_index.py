@@ -40,9 +40,10 @@ Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class IndexPlan:
-    kind: str  # flat, ivf or hnsw
+    kind: str  # flat, ivf, hnsw or ivfpq
     nlist: int = 0
     nprobe: int = 0
+    shortlist: int = 0  # ivfpq: candidates re-scored exactly per query
 
     @property
     def description(self) -> str:
@@ -51,10 +52,10 @@ class IndexPlan:
         if self.kind == "hnsw":
             return f"HNSW{HNSW_M} efSearch={HNSW_EF_SEARCH}"
         if self.kind == "ivfpq":
-            from index_store.ondisk import PQ_BYTES, SHORTLIST
+            from index_store.ondisk import PQ_BYTES
 
             return (f"IVF{self.nlist},PQ{PQ_BYTES} on disk nprobe={self.nprobe}, "
-                    f"top {SHORTLIST} re-ranked (float16)")
+                    f"top {self.shortlist} re-ranked (float16)")
         return "Flat (exact)"
 
 
@@ -72,7 +73,12 @@ def plan_index(choice: str, count: int) -> IndexPlan:
             return IndexPlan("flat")  # too few vectors to train even a small inverted file
         nlist = max(16, min(int(4 * math.sqrt(count)), count // TRAIN_POINTS_PER_LIST))
         nlist = 1 << round(math.log2(nlist))  # a power of two, so small growth keeps the same plan
-        return IndexPlan(kind, nlist, max(8, min(nlist, nlist // 32 if nlist >= 1024 else 32)))
+        nprobe = max(8, min(nlist, nlist // 32 if nlist >= 1024 else 32))
+        if kind == "ivfpq":
+            from index_store.ondisk import shortlist_for
+
+            return IndexPlan(kind, nlist, nprobe, shortlist_for(count))
+        return IndexPlan(kind, nlist, nprobe)
     return IndexPlan(kind)
 
 

@@ -5,7 +5,8 @@ in inverted lists that live in a data file beside the FAISS file (FAISS
 ``OnDiskInvertedLists``), memory-mapped when searched: what stays resident is
 the coarse quantizer and the PQ codebooks, plus the pages of the lists a
 query visits. PQ codes alone rank coarsely, so every query's shortlist
-(``SHORTLIST`` candidates, or ten per wanted hit) is scored again exactly
+(``shortlist_for``: 100 candidates, one per thousand vectors past 10^5, at
+most 2,000; or ten per wanted hit) is scored again exactly
 against the catalog's float16 vectors, which cbir stores anyway: no second
 copy of the vectors is needed for the re-rank.
 
@@ -33,6 +34,11 @@ import numpy as np
 
 PQ_BYTES = 64  # bytes per vector code: 64 sub-vectors of 32 dimensions, 8 bits each
 SHORTLIST = 100  # candidates re-scored exactly per query, at least
+# PQ64 ranks neighbours that are almost equally close (one cluster of a collection) nearly at random, so
+# the shortlist has to cover such a cluster: on benchmarks/search_scale.py's 1,000 clusters, recall@10 at
+# 10^6 vectors was 0.31 with 100 candidates, 0.60 with 300 and 0.99 with 1,000 (30 ms a query).
+SHORTLIST_PER_VECTORS = 1000
+MAX_SHORTLIST = 2000  # 8 MB of float16 vectors read per query
 SHARD_VECTORS = 200_000  # vectors encoded per shard file before the merge
 MIN_PQ_TRAIN = 256 * 39  # k-means needs ~39 points per centroid, and each PQ codebook has 256
 DATA_SUFFIX = ".ivfdata"
@@ -144,6 +150,11 @@ def open_ondisk(header: Path, data: Path, read_only: bool = True):
     return index
 
 
+def shortlist_for(count: int) -> int:
+    """Candidates to re-score per query for an index of ``count`` vectors."""
+    return min(MAX_SHORTLIST, max(SHORTLIST, count // SHORTLIST_PER_VECTORS))
+
+
 class Reranked:
     """An on-disk IVF-PQ index whose shortlists are re-scored exactly from the catalog's float16 vectors.
 
@@ -151,10 +162,11 @@ class Reranked:
     """
 
     def __init__(self, inner, vectors_of: Callable[[list[int]], dict[int, np.ndarray]],
-                 keep_alive: object = None) -> None:
+                 keep_alive: object = None, shortlist: int | None = None) -> None:
         self.inner = inner
         self.vectors_of = vectors_of
         self._keep_alive = keep_alive  # e.g. the temporary folder a reader built this index in
+        self.shortlist = shortlist or shortlist_for(int(inner.ntotal))
 
     @property
     def ntotal(self) -> int:
@@ -166,7 +178,7 @@ class Reranked:
 
     def search(self, x: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        fetch = min(self.ntotal, max(SHORTLIST, 10 * k))
+        fetch = min(self.ntotal, max(self.shortlist, 10 * k))
         _, candidates = self.inner.search(x, fetch, params=params) if params is not None else \
             self.inner.search(x, fetch)
         wanted = sorted({int(i) for i in candidates.ravel() if i >= 0})

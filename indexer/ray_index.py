@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,15 +115,20 @@ class RayIndexRun(IndexRun):
         self.address = address
         self.actors = actors
         self.workers_info: list[dict[str, Any]] = []
+        self.startup_seconds = 0.0  # joining or starting Ray, and every actor loading the engine
         self._actors: list[Any] = []
         self._tasks: dict[Any, _Task] = {}
 
     @contextmanager
     def _resources(self) -> Iterator[None]:
         ray = _import_ray()
+        started = time.monotonic()
         started_here = connect(self.address, self.spec.settings)
         try:
             self._start_actors(ray)
+            self.startup_seconds = time.monotonic() - started
+            log.info("%d Ray workers ready on %d nodes in %.1fs", len(self._actors),
+                     len({info["node"] for info in self.workers_info}), self.startup_seconds)
             yield
         except ray.exceptions.RayError as exc:
             raise ClusterError(f"the Ray cluster failed: {_first_line(exc)}; what was committed is kept, "
