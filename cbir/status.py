@@ -26,10 +26,10 @@ class IndexStatus:
 
 
 def index_status(index_dir: Path) -> IndexStatus:
-    from index_store.catalog import CATALOG_FILE, CatalogReader
+    from index_store.catalog import CatalogReader, catalog_exists
     from index_store.manifest import read_manifest
 
-    if not (index_dir / CATALOG_FILE).is_file():
+    if not catalog_exists(index_dir):
         return IndexStatus(str(index_dir), exists=False)
     reader = CatalogReader.open(index_dir)
     try:

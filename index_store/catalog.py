@@ -37,9 +37,20 @@ def trunk_of(model_id: str) -> str:
     return model_id.split("+", 1)[0]
 
 
+def catalog_exists(index_dir: Path) -> bool:
+    """Whether the index has a catalog; an empty file is one whose first writer was killed before it committed
+    anything, and counts as none."""
+    catalog = index_dir / CATALOG_FILE
+    try:
+        return catalog.is_file() and (catalog.stat().st_size > 0
+                                      or catalog.with_name(CATALOG_FILE + "-wal").exists())
+    except OSError:
+        return False
+
+
 def connect_readonly(index_dir: Path) -> sqlite3.Connection:
     catalog = index_dir / CATALOG_FILE
-    if not catalog.is_file():
+    if not catalog_exists(index_dir):
         raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
     conn = None
     try:

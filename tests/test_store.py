@@ -154,3 +154,19 @@ def test_category_columns_round_trip(tmp_path):
         store.finish()
         row = store.row_by_path("/p/a.jpg")
     assert row.category == "food" and row.category_probs["food"] == 0.9
+
+
+def test_an_empty_catalog_left_by_a_killed_first_writer_counts_as_no_index(tmp_path):
+    """A writer killed between creating the catalog file and its first commit leaves 0 bytes; that is not a
+    damaged index but none yet, and the next writer makes it."""
+    from cbir.status import index_status
+    from index_store.catalog import CATALOG_FILE
+    from index_store.store import IndexStore
+
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / CATALOG_FILE).write_bytes(b"")
+    assert index_status(index_dir).exists is False
+    with IndexStore.open(index_dir, "m", 4) as store:
+        assert store.count() == 0
+    assert index_status(index_dir).exists is True
