@@ -71,6 +71,19 @@ def exact_top10(n: int, queries: np.ndarray, mids: np.ndarray) -> tuple[np.ndarr
     return best_i, seconds
 
 
+def time_queries(index, queries: np.ndarray, truth: np.ndarray) -> tuple[list[float], float, float]:
+    """Seconds of each query alone, seconds of all in one batch, and recall@10 against ``truth``."""
+    single = []
+    for q in queries:
+        t = time.perf_counter()
+        index.search(q[None], 10)
+        single.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    _, ids = index.search(queries, 10)
+    batch = time.perf_counter() - t
+    return single, batch, float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]))
+
+
 def resident_bytes() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
@@ -112,16 +125,8 @@ def ondisk_row(plan, n: int, mids: np.ndarray, queries: np.ndarray, truth: np.nd
             by_shortlist[shortlist] = {"recall_at_10": round(float(np.mean(hits)), 4),
                                        "query_ms_mean": round((time.perf_counter() - t) / len(queries) * 1e3, 2)}
             print(json.dumps({"n": n, "shortlist": shortlist, **by_shortlist[shortlist]}), file=sys.stderr, flush=True)
-        single = []
-        for q in queries:
-            t = time.perf_counter()
-            searcher.search(q[None], 10)
-            single.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        _, ids = searcher.search(queries, 10)
-        batch = time.perf_counter() - t
+        single, batch, recall = time_queries(searcher, queries, truth)
         resident = resident_bytes() - before
-        recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]))
         on_disk = header.stat().st_size + data.stat().st_size
         return {"n": n, "index": plan.description, "kind": "ivfpq", "build_s": round(build, 2),
                 "bytes_per_vector": round(on_disk / n, 1),
@@ -173,15 +178,7 @@ def main() -> None:
             started = time.perf_counter()
             index = build_index(plan, DIM, lambda n=n: chunks(n, mids), training_sample)
             build = time.perf_counter() - started
-            single = []
-            for q in queries:
-                t = time.perf_counter()
-                index.search(q[None], 10)
-                single.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            _, ids = index.search(queries, 10)
-            batch = time.perf_counter() - t
-            recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)]))
+            single, batch, recall = time_queries(index, queries, truth)
             size = faiss.serialize_index(index).nbytes
             row = {"n": n, "index": plan.description, "kind": kind, "build_s": round(build, 2),
                    "bytes_per_vector": round(size / n, 1),

@@ -142,18 +142,9 @@ class IndexRun:
         self._decoding_by_hash: dict[str, _Job] = {}
         self._in_flight = 0  # bytes of files read or being read and not yet decoded
         window = self.batch_size * 2
-        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
-            if isinstance(item, Problem):
-                self._skip(item.path, item.reason, item.detail, counted=False)
-                continue
-            row = self.store.row_by_path(item.path)
-            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
-                self.store.mark_seen(row.id, run)
-                self.summary.unchanged += 1
-                self._done(1)
-                continue
-            reading.append((_Job(item, row), self._pool.submit(read_file, item.path)))
-            self._in_flight += item.size
+        for job in self._files_to_read(root, run):
+            reading.append((job, self._pool.submit(read_file, job.entry.path)))
+            self._in_flight += job.entry.size
             while len(reading) > window or (len(reading) > 1 and self._in_flight > MAX_BYTES_IN_FLIGHT):
                 self._decide(*reading.popleft())
             while self._decoding and (len(self._decoding) >= self.batch_size + window
@@ -164,6 +155,20 @@ class IndexRun:
         while self._decoding:
             self._embed_batch()
         self.summary.removed += self.store.finish_root(root, run)
+
+    def _files_to_read(self, root: str, run: int) -> Iterator[_Job]:
+        """Walk ``root``: files unchanged by name, size and mtime are settled here; the others are yielded."""
+        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
+            if isinstance(item, Problem):
+                self._skip(item.path, item.reason, item.detail, counted=False)
+                continue
+            row = self.store.row_by_path(item.path)
+            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
+                self.store.mark_seen(row.id, run)
+                self.summary.unchanged += 1
+                self._done(1)
+                continue
+            yield _Job(item, row)
 
     def _decide(self, job: _Job, future: Future) -> None:
         """With the file's hash known: skip it, relink an existing vector, or decode it."""

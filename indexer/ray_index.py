@@ -33,7 +33,6 @@ import numpy as np
 
 from cbir.errors import ClusterError
 from indexer.pipeline import IndexRun, _Job
-from indexer.walker import FileEntry, Problem, walk_images
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +162,8 @@ class RayIndexRun(IndexRun):
         run = self.store.begin_run(root, register)
         self._run = run
         chunk: list[_Job] = []
-        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
-            if isinstance(item, Problem):
-                self._skip(item.path, item.reason, item.detail, counted=False)
-                continue
-            assert isinstance(item, FileEntry)
-            row = self.store.row_by_path(item.path)
-            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
-                self.store.mark_seen(row.id, run)
-                self.summary.unchanged += 1
-                self._done(1)
-                continue
-            chunk.append(_Job(item, row))
+        for job in self._files_to_read(root, run):
+            chunk.append(job)
             if len(chunk) == CHUNK:
                 self._submit(chunk)
                 chunk = []
