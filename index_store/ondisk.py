@@ -39,6 +39,7 @@ SHORTLIST = 100  # candidates re-scored exactly per query, at least
 # 10^6 vectors was 0.31 with 100 candidates, 0.60 with 300 and 0.99 with 1,000 (30 ms a query).
 SHORTLIST_PER_VECTORS = 1000
 MAX_SHORTLIST = 2000  # 8 MB of float16 vectors read per query
+QUERIES_PER_RERANK = 16
 SHARD_VECTORS = 200_000  # vectors encoded per shard file before the merge
 MIN_PQ_TRAIN = 256 * 39  # k-means needs ~39 points per centroid, and each PQ codebook has 256
 DATA_SUFFIX = ".ivfdata"
@@ -178,6 +179,9 @@ class Reranked:
 
     def search(self, x: np.ndarray, k: int, params=None) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)
+        if len(x) > QUERIES_PER_RERANK:  # bounds the float32 candidates held at once (a duplicate scan asks 4096)
+            parts = [self.search(x[i:i + QUERIES_PER_RERANK], k, params) for i in range(0, len(x), QUERIES_PER_RERANK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         fetch = min(self.ntotal, max(self.shortlist, 10 * k))
         _, candidates = self.inner.search(x, fetch, params=params) if params is not None else \
             self.inner.search(x, fetch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from index_store.faiss_index import search_within
 from index_store.manifest import read_manifest
 from index_store.store import IndexReader, IndexStore
 
@@ -50,6 +51,9 @@ def test_ivfpq_on_disk_recall_reopen_and_patch(tmp_path):
     _, found = index.search(queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
     assert recall >= 0.95, recall
+    allowed = set(range(1, N + 1, 7))  # a tag filter: only these ids may be hits, re-ranked as well
+    _, within = search_within(index, queries[:3], 10, allowed)
+    assert all(int(i) in allowed for i in within.ravel()) and (within >= 0).all()
     reader.close()
 
     again = IndexReader.open(index_dir)  # reopened: the same answers from the memory-mapped lists
