@@ -104,10 +104,13 @@ def estimate_bytes(plan: IndexPlan, count: int, dim: int) -> int:
 def new_index(plan: IndexPlan, dim: int):
     import faiss
 
-    if plan.kind == "ivf":
+    if plan.kind in ("ivf", "ivfpq"):
+        from index_store.ondisk import PQ_BYTES
+
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, plan.nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
+                                              faiss.METRIC_INNER_PRODUCT) if plan.kind == "ivf" else \
+            faiss.IndexIVFPQ(quantizer, dim, plan.nlist, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
         index.own_fields = True
         quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG: the IVF index owns it now
         return index
@@ -136,7 +139,7 @@ def build_index(plan: IndexPlan, dim: int, chunks: Callable[[], Chunks],
 
         if data_path is None:
             raise ValueError("an on-disk index needs a data file")
-        index = build_ondisk(dim, plan.nlist, chunks, training_sample, data_path)
+        index = build_ondisk(new_index(plan, dim), chunks, training_sample, data_path)
         tune(index, plan)
         return index
     index = new_index(plan, dim)
@@ -151,11 +154,16 @@ def build_index(plan: IndexPlan, dim: int, chunks: Callable[[], Chunks],
     return index
 
 
+def faiss_of(index):
+    """The FAISS index itself: ``index``, or the one inside an on-disk index's re-ranking wrapper."""
+    return getattr(index, "inner", index)
+
+
 def tune(index, plan: IndexPlan) -> None:
     """Search-time parameters are not all stored in the file; set them after every load."""
     import faiss
 
-    index = getattr(index, "inner", index)  # the FAISS index inside a re-ranking wrapper
+    index = faiss_of(index)
     if plan.kind in ("ivf", "ivfpq"):
         faiss.extract_index_ivf(index).nprobe = plan.nprobe
     elif plan.kind == "hnsw":
@@ -167,7 +175,7 @@ def cap_probes(index, nprobe: int) -> None:
     """Visit at most ``nprobe`` inverted lists per query (IVF only; other kinds are left as they are)."""
     import faiss
 
-    index = getattr(index, "inner", index)
+    index = faiss_of(index)
     if isinstance(faiss.downcast_index(index), faiss.IndexIVF):
         ivf = faiss.extract_index_ivf(index)
         ivf.nprobe = max(1, min(int(ivf.nprobe), nprobe))
@@ -177,7 +185,7 @@ def describe_index(index) -> tuple[str, int]:
     """(kind, nlist) of a loaded FAISS index, to check it is what its manifest says."""
     import faiss
 
-    index = faiss.downcast_index(getattr(index, "inner", index))
+    index = faiss.downcast_index(faiss_of(index))
     if isinstance(index, faiss.IndexIVFPQ):
         return "ivfpq", int(index.nlist)
     if isinstance(index, faiss.IndexIVF):
@@ -200,7 +208,7 @@ def search_within(index, vectors: np.ndarray, k: int, allowed: set[int]):
     import faiss
 
     selector = faiss.IDSelectorBatch(np.array(sorted(allowed), np.int64))
-    ivf = faiss.try_extract_index_ivf(getattr(index, "inner", index))
+    ivf = faiss.try_extract_index_ivf(faiss_of(index))
     params: Any = faiss.SearchParametersIVF() if ivf is not None else faiss.SearchParameters()
     params.sel = selector
     if ivf is not None:

@@ -48,8 +48,9 @@ Chunks = Iterator[tuple[np.ndarray, np.ndarray]]
 _stdout_lock = threading.Lock()
 
 
-def data_file_name(stem: str, generation: int) -> str:
-    return f"{stem}.{generation}{DATA_SUFFIX}"
+def data_file_name(faiss_file: str, generation: int) -> str:
+    """The lists file of generation ``generation`` beside the FAISS file ``faiss_file`` (vectors.7.ivfdata)."""
+    return f"{Path(faiss_file).stem}.{generation}{DATA_SUFFIX}"
 
 
 @contextlib.contextmanager
@@ -69,24 +70,14 @@ def c_stdout_to_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-def new_ivfpq(dim: int, nlist: int):
-    import faiss
-
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFPQ(quantizer, dim, nlist, PQ_BYTES, 8, faiss.METRIC_INNER_PRODUCT)
-    index.own_fields = True
-    quantizer.this.disown()  # type: ignore[attr-defined]  # SWIG: the IVF index owns it now
-    return index
-
-
-def build_ondisk(dim: int, nlist: int, chunks: Callable[[], Chunks], training_sample: Callable[[int], np.ndarray],
+def build_ondisk(trained, chunks: Callable[[], Chunks], training_sample: Callable[[int], np.ndarray],
                  data_path: Path):
-    """Train on a sample, encode shard by shard, merge the shards into ``data_path``; returns the index."""
+    """Train the empty IVF-PQ index ``trained`` on a sample, encode shard by shard, merge the shards into
+    ``data_path``; returns the index."""
     import faiss
     from faiss.contrib.ondisk import merge_ondisk
 
-    trained = new_ivfpq(dim, nlist)
-    sample = training_sample(max(MIN_PQ_TRAIN, nlist * 39))
+    sample = training_sample(max(MIN_PQ_TRAIN, trained.nlist * 39))
     trained.train(np.ascontiguousarray(sample, dtype=np.float32))
     del sample
     shard_paths: list[str] = []
@@ -108,6 +99,7 @@ def build_ondisk(dim: int, nlist: int, chunks: Callable[[], Chunks], training_sa
         index = faiss.clone_index(trained)
         with c_stdout_to_stderr():
             merge_ondisk(index, shard_paths, str(data_path))
+        _fsync(data_path)
         return index
     finally:
         for path in shard_paths:
@@ -134,7 +126,17 @@ def patch_ondisk(header: Path, old_data: Path, new_data: Path, removed: np.ndarr
         for ids, vectors in added:
             if len(ids):
                 index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    _fsync(new_data)
     return index
+
+
+def _fsync(path: Path) -> None:
+    """The lists reach the disk before a header naming them is published (they were written through mmap)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def open_ondisk(header: Path, data: Path, read_only: bool = True):
@@ -183,8 +185,7 @@ class Reranked:
             parts = [self.search(x[i:i + QUERIES_PER_RERANK], k, params) for i in range(0, len(x), QUERIES_PER_RERANK)]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         fetch = min(self.ntotal, max(self.shortlist, 10 * k))
-        _, candidates = self.inner.search(x, fetch, params=params) if params is not None else \
-            self.inner.search(x, fetch)
+        _, candidates = self.inner.search(x, fetch, params=params)
         wanted = sorted({int(i) for i in candidates.ravel() if i >= 0})
         stored = self.vectors_of(wanted) if wanted else {}
         scores = np.full((len(x), k), -np.inf, np.float32)

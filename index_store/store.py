@@ -42,6 +42,7 @@ from index_store.faiss_index import (
     describe_index,
     estimate_bytes,
     estimate_disk_bytes,
+    faiss_of,
     plan_index,
     read_index,
     tune,
@@ -127,11 +128,7 @@ class _Catalog(CatalogInfo, TagReads):
                 last = rows[-1][0]
                 yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
         else:
-            for start in range(0, len(ids), _CHUNK):
-                part = ids[start : start + _CHUNK]
-                marks = ",".join("?" * len(part))
-                rows = self.conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({marks})", part).fetchall()
-                yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
+            yield from _vectors_by_id(self.conn, ids, self.dim)
 
     @property
     def index_choice(self) -> str:
@@ -172,15 +169,9 @@ class _Catalog(CatalogInfo, TagReads):
         dim = self.dim
 
         def vectors_of(ids: list[int]) -> dict[int, np.ndarray]:
-            found: dict[int, np.ndarray] = {}
             with lock:
-                for start in range(0, len(ids), 900):
-                    part = ids[start:start + 900]
-                    rows = conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({','.join('?' * len(part))})",
-                                        part).fetchall()
-                    for (image_id, _), vector in zip(rows, vec.decode_many((r[1] for r in rows), dim), strict=True):
-                        found[int(image_id)] = vector
-            return found
+                return {int(i): v for found, vectors in _vectors_by_id(conn, ids, dim)
+                        for i, v in zip(found, vectors, strict=True)}
 
         return Reranked(index, vectors_of, keep_alive)
 
@@ -205,7 +196,7 @@ class _Catalog(CatalogInfo, TagReads):
         keep_alive = None
         if data_path is None:
             keep_alive = tempfile.TemporaryDirectory(prefix="cbir-ivfpq-")
-            data_path = Path(keep_alive.name) / data_file_name("vectors", self.generation)
+            data_path = Path(keep_alive.name) / data_file_name(FAISS_FILE, self.generation)
         index = build_index(plan, self.dim, self.iter_vectors, self.sample_vectors, data_path)
         return self._reranked(index, keep_alive)
 
@@ -490,8 +481,7 @@ class IndexStore(TagWrites, _Catalog):
         self.patched = False
         index = None
         # An on-disk index's lists go to a new file named for this generation; readers keep the old one.
-        data_path = self.index_dir / data_file_name(Path(FAISS_FILE).stem, self.generation) \
-            if plan.kind == "ivfpq" else None
+        data_path = self.index_dir / data_file_name(FAISS_FILE, self.generation) if plan.kind == "ivfpq" else None
         if (manifest is not None and intact and manifest.generation == self._start_generation
                 and manifest.model_id == self.model_id and can_patch(plan, removing=bool(self._removed))):
             index = self._apply_changes(faiss_path, plan, manifest, data_path)
@@ -503,11 +493,9 @@ class IndexStore(TagWrites, _Catalog):
         written: dict[str, int] = {}
 
         def write(tmp: Path) -> None:
-            write_index(getattr(index, "inner", index), tmp)
+            write_index(faiss_of(index), tmp)
             written.update(bytes=os.path.getsize(tmp), crc32=file_crc32(tmp))
 
-        if data_path is not None:
-            _fsync(data_path)
         atomic_write(faiss_path, write)
         write_manifest(
             self.index_dir,
@@ -597,6 +585,15 @@ def _report_mismatch(path: Path, manifest: Manifest) -> None:
         log.warning("%s does not match the checksum in its manifest; rebuilding it from the catalog", path)
 
 
+def _vectors_by_id(conn: sqlite3.Connection, ids: list[int], dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) chunks of the stored vectors of ``ids`` (those still in the catalog)."""
+    for start in range(0, len(ids), _CHUNK):
+        part = ids[start : start + _CHUNK]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({marks})", part).fetchall()
+        yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), dim)
+
+
 def _data_matches(index_dir: Path, manifest: Manifest) -> bool:
     """An on-disk index's lists file is there at the size written (the header's checksum covers the rest)."""
     if manifest.index_type != "ivfpq":
@@ -606,14 +603,6 @@ def _data_matches(index_dir: Path, manifest: Manifest) -> bool:
             os.path.getsize(index_dir / manifest.ivf_data_file) == manifest.ivf_data_bytes
     except OSError:
         return False
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _file_matches(path: Path, manifest: Manifest) -> bool:

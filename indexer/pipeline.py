@@ -179,19 +179,19 @@ class IndexRun:
             self._skip(job.entry.path, exc.reason, exc.detail)
             return
         job.digest = content.digest
-        if self._unchanged(job):
-            self._in_flight -= job.entry.size
-            return
-        if content.digest in self._decoding_by_hash:
-            # The same bytes are already being decoded for another path: share that result.
-            self._in_flight -= job.entry.size
-            self._decoding_by_hash[content.digest].twins.append(job)
-            return
-        if self._relinked(job):
-            self._in_flight -= job.entry.size
+        if self._unchanged(job) or self._joined_twin(job) or self._relinked(job):
+            self._in_flight -= job.entry.size  # settled without decoding: its bytes are no longer held
             return
         self._decoding_by_hash[content.digest] = job
         self._decoding.append((job, self._pool.submit(decode, content.data)))
+
+    def _joined_twin(self, job: _Job) -> bool:
+        """The same bytes are already being decoded for another path: share that result."""
+        twin = self._decoding_by_hash.get(job.digest)
+        if twin is None:
+            return False
+        twin.twins.append(job)
+        return True
 
     def _unchanged(self, job: _Job) -> bool:
         """A file touched but not changed (same hash as its row): its stat is updated, nothing else."""

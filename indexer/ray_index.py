@@ -87,15 +87,11 @@ class EmbedWorker:
 
         loaded = list(load_many(paths, workers=self.threads))
         pixels = [item.pixels for item in loaded if item.pixels is not None]
-        vectors: np.ndarray = np.zeros((0, self.embedder.dim), np.float32)
-        norms: np.ndarray | None = np.zeros(0, np.float32)
-        if pixels:
-            with self._model_lock:
-                result = self.embedder.embed(np.stack(pixels))
-            vectors, norms = result.vectors, result.norms
+        with self._model_lock:
+            result = self.embedder.embed(np.stack(pixels) if pixels else np.zeros((0, 0, 0, 3), np.uint8))
         return {"paths": paths, "digests": [item.digest for item in loaded],
                 "problems": [None if item.reason is None else (item.reason, item.detail) for item in loaded],
-                "vectors": vectors, "norms": norms}
+                "vectors": result.vectors, "category_probs": result.category_probs, "norms": result.norms}
 
 
 @dataclass
@@ -108,11 +104,11 @@ class RayIndexRun(IndexRun):
     """``cbir index --ray``: an IndexRun whose embedding is done by Ray actors."""
 
     def __init__(self, store, embedder, spec: EngineSpec, address: str | None = None, *,
-                 actors: int | None = None, **kwargs: Any) -> None:
+                 actor_count: int | None = None, **kwargs: Any) -> None:
         super().__init__(store, embedder, **kwargs)
         self.spec = spec
         self.address = address
-        self.actors = actors
+        self.actor_count = actor_count  # default: one per WORKER_CPUS of the cluster
         self.workers_info: list[dict[str, Any]] = []
         self.startup_seconds = 0.0  # joining or starting Ray, and every actor loading the engine
         self._actors: list[Any] = []
@@ -141,7 +137,7 @@ class RayIndexRun(IndexRun):
 
     def _start_actors(self, ray) -> None:
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        count = self.actors or max(1, cpus // WORKER_CPUS)
+        count = self.actor_count or max(1, cpus // WORKER_CPUS)
         remote = ray.remote(num_cpus=min(WORKER_CPUS, cpus), max_restarts=3, max_task_retries=3,
                             max_concurrency=2)(EmbedWorker)
         self._actors = [remote.remote(self.spec) for _ in range(count)]
@@ -196,12 +192,12 @@ class RayIndexRun(IndexRun):
                 continue
             job.digest = digest
             embedded.append(job)
-        vectors = result["vectors"]
         keep = [k for k, job in enumerate(embedded) if not (self._unchanged(job) or self._relinked(job))]
         if keep:
-            chosen = vectors[keep]
-            probs = self.embedder.categorizer.probabilities(chosen) if self.embedder.categorizer else None
-            self._store_embedded([embedded[k] for k in keep], chosen, probs, result["norms"][keep])
+            # The workers' categories: the same head (checked at start), and work the single writer is spared.
+            probs = result["category_probs"]
+            self._store_embedded([embedded[k] for k in keep], result["vectors"][keep],
+                                 None if probs is None else probs[keep], result["norms"][keep])
         else:
             self.store.commit()
 
