@@ -44,7 +44,7 @@ def main() -> None:
         logging.getLogger(name).addHandler(handler)
         logging.getLogger(name).setLevel(logging.INFO)
 
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from training.evaluate import evaluate
     from training.trainer import TrainOptions, train
 

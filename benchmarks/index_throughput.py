@@ -1,12 +1,14 @@
 """End-to-end `cbir index` against the seeds' way, both timed as whole processes, same run.
 
-    python -m benchmarks.index_throughput DIR [DIR ...] [--runs 3] [--json OUT] [--cbir-args "--runtime lite"]
+    python -m benchmarks.index_throughput DIR [DIR ...] [--runs 3] [--engines] [--json OUT] [--cbir-args "..."]
 
 cbir's way: `python -m cbir index DIR` into a fresh temporary index, from the
 process's start to its exit (imports, loading the engine, walking, reading,
 hashing, draft-mode decoding on threads while the model embeds, SQLite and
-FAISS writes). The engines' one-time exports are made before the timed runs
-and reused from the cache, as they are on a user's second run. The seeds'
+FAISS writes). The engines' one-time measurement is made before the timed runs
+and reused from the cache, as it is on a user's second run; with ``--engines``
+every faithful engine is also forced with `--runtime` in the same runs, to
+show how `auto` compares with the fastest of them. The seeds'
 way, also a whole process (``--seeds DIR``): import Keras, build ResNet-50 and
 load its weights, then for each file a full Pillow decode, RGB conversion and
 resize to 224x224, `keras.Model.predict` on batches of 32, FAISS `add`, and
@@ -107,29 +109,52 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
 
 
-def measure(folder: Path, runs: int, extra: list[str]) -> dict:
+def faithful_engines() -> list[str]:
+    """The engines `--runtime` can force here that are faithful (this machine's measured profile)."""
+    from indexer.engines.machine import inference_threads
+    from indexer.engines.measure import Measurer
+    from indexer.model import resolve_model
+    from indexer.weights import ensure_weights
+
+    measurer = Measurer(resolve_model("default"), ensure_weights(None), inference_threads())
+    profile = measurer.read() or measurer.measure()
+    return [name for name, v in profile.verdicts.items() if v.faithful and not v.error]
+
+
+def measure(folder: Path, runs: int, extra: list[str], engines: list[str]) -> dict:
     files = image_files(folder)
-    for path in files:  # into the page cache, for both sides alike
+    for path in files:  # into the page cache, for every side alike
         path.read_bytes()
-    cbir_rates, own_rates, seeds_rates, seeds_own = [], [], [], []
+    ways = {"auto": extra, **{name: [*extra, "--runtime", name] for name in engines}}
+    rates: dict[str, list[float]] = {way: [] for way in ways}
+    own: dict[str, list[float]] = {way: [] for way in ways}
+    seeds_rates, seeds_own = [], []
     for _ in range(runs):
-        wall, added, own = cbir_way(folder, extra)
-        cbir_rates.append(added / wall)
-        own_rates.append(added / own)
-        wall, embedded, own = seeds_way(folder)
+        for way, options in ways.items():
+            wall, added, seconds = cbir_way(folder, options)
+            rates[way].append(added / wall)
+            own[way].append(added / seconds)
+        wall, embedded, seconds = seeds_way(folder)
         seeds_rates.append(embedded / wall)
-        seeds_own.append(embedded / own)
-        print(f"{folder}: cbir {cbir_rates[-1]:.2f}, seeds {seeds_rates[-1]:.2f} images/s", file=sys.stderr)
+        seeds_own.append(embedded / seconds)
+        print(f"{folder}: " + ", ".join(f"{w} {r[-1]:.2f}" for w, r in rates.items())
+              + f", seeds {seeds_rates[-1]:.2f} images/s", file=sys.stderr)
     result = {
         "folder": str(folder), "files": len(files), "images": added,
         "mean_megapixels": round(statistics.mean(_megapixels(p) for p in files), 2),
         "mean_file_mb": round(statistics.mean(p.stat().st_size for p in files) / 1e6, 2),
-        "cbir_images_per_s": _stats(cbir_rates), "cbir_images_per_s_own_run": _stats(own_rates),
+        "cbir_images_per_s": _stats(rates["auto"]), "cbir_images_per_s_own_run": _stats(own["auto"]),
         "seeds_images_per_s": _stats(seeds_rates), "seeds_images_per_s_own_run": _stats(seeds_own),
+        "engines": {way: {"images_per_s": _stats(rates[way]), "images_per_s_own_run": _stats(own[way])}
+                    for way in ways if way != "auto"},
     }
-    result["ratio"] = round(statistics.median(cbir_rates) / statistics.median(seeds_rates), 2)
+    result["ratio"] = round(statistics.median(rates["auto"]) / statistics.median(seeds_rates), 2)
     # The same without either side's start-up (imports, model loading): the loops alone.
-    result["ratio_own_runs"] = round(statistics.median(own_rates) / statistics.median(seeds_own), 2)
+    result["ratio_own_runs"] = round(statistics.median(own["auto"]) / statistics.median(seeds_own), 2)
+    if engines:
+        best = max(engines, key=lambda w: statistics.median(rates[w]))
+        result["best_forced"] = best
+        result["auto_of_best_forced"] = round(statistics.median(rates["auto"]) / statistics.median(rates[best]), 3)
     return result
 
 
@@ -148,7 +173,9 @@ def main() -> None:
     parser.add_argument("folders", type=Path, nargs="*")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--cbir-args", default="", help="Extra `cbir index` options, e.g. \"--runtime lite\".")
+    parser.add_argument("--cbir-args", default="", help="Extra `cbir index` options, e.g. \"--workers 4\".")
+    parser.add_argument("--engines", action="store_true",
+                        help="Also time `cbir index --runtime ENGINE` for every faithful engine on this machine.")
     parser.add_argument("--seeds", type=Path, default=None, help=argparse.SUPPRESS)  # the seeds' process
     args = parser.parse_args()
     if args.seeds is not None:
@@ -158,15 +185,20 @@ def main() -> None:
     if not args.folders:
         parser.error("give at least one folder of images")
     extra = args.cbir_args.split()
-    cbir_way(ROOT / "examples" / "photos", extra)  # makes the engines' exports once, outside the timed runs
-    results = [measure(folder, args.runs, extra) for folder in args.folders]
+    engines = faithful_engines()  # the engines are measured once, outside the timed runs
+    results = [measure(folder, args.runs, extra, engines if args.engines else []) for folder in args.folders]
     for r in results:
         print(f"{r['folder']}: {r['files']} files, {r['mean_megapixels']} MP and {r['mean_file_mb']} MB on average, "
               f"{args.runs} runs each")
         for key in ("cbir", "seeds"):
             s = r[f"{key}_images_per_s"]
             print(f"  {key:<6} {s['median']:>7.2f} images/s (min {s['min']:.2f}, max {s['max']:.2f})")
+        for name, e in r["engines"].items():
+            print(f"  --runtime {name:<20} {e['images_per_s']['median']:>7.2f} images/s")
         print(f"  ratio  {r['ratio']:.2f}x (without start-up on either side: {r['ratio_own_runs']:.2f}x)")
+        if "best_forced" in r:
+            print(f"  auto runs at {100 * r['auto_of_best_forced']:.0f}% of the fastest forced engine "
+                  f"({r['best_forced']})")
     emit_json({"runs": args.runs, "cbir_args": extra, "how": "whole processes, wall clock", "folders": results},
               args.json)
 

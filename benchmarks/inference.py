@@ -4,11 +4,12 @@
 
 The model is the one cbir indexes with by default (ImageNet ResNet-50 +
 the default category head). Paths: Keras predict_on_batch (the float32
-reference), Keras with XLA, LiteRT/TFLite with XNNPACK at float32, float16
-weights, dynamic-range int8 (cbir's lite engine, from cbir's own exporter)
-and full-integer int8 calibrated on 32 other photos; onnxruntime float32 and
-dynamic int8 when `tf2onnx` and `onnxruntime` are installed; OpenVINO float32 and cbir's int8 OpenVINO
-engine (its checked export) when OpenVINO is installed.
+reference), Keras with XLA, LiteRT/TFLite with XNNPACK at float16 weights,
+dynamic-range int8 and full-integer int8 calibrated on 32 other photos (not
+cbir engines: measured to show why); onnxruntime float32 and
+dynamic int8 when `tf2onnx` and `onnxruntime` are installed; and every engine cbir can run on this
+machine (LiteRT float32, OpenVINO float32, bf16/f16 where the CPU has it, int8), from cbir's own
+exports, the one `auto` picks for bulk work marked.
 
 Speed: --runs timed passes over --count photos (batch --batch), the paths
 taking turns so that load on the machine hits all alike; median and min-max
@@ -18,7 +19,7 @@ Fidelity to Keras: lowest embedding cosine and top-1 category agreement on
 the same photos, and leave-one-out retrieval top-1/5/10 on --retrieval
 (default ../shared/data/retrieval_food_groups) with each path's embeddings,
 with the lowest, 1st-percentile and mean embedding cosine over those photos.
-Prints a table and JSON.
+Prints a table and JSON, with this machine's CPU and its flags.
 """
 
 from __future__ import annotations
@@ -98,30 +99,23 @@ def onnx_paths(net, threads: int) -> dict:
     return paths
 
 
-def openvino_paths(net_outputs: int, threads: int) -> dict:
-    """cbir's OpenVINO engines: float32 (converted from the LiteRT export) and int8 (cbir's checked export)."""
-    from indexer.embedder import load_embedder
-    from indexer.openvino_engine import OpenVinoNet, _convert, _order, openvino_available
-
-    if not openvino_available():
-        print("OpenVINO paths skipped: openvino is not installed", file=sys.stderr)
-        return {}
-    import openvino as ov
-
-    from indexer.lite_export import runtime_files, runtime_key
+def engine_paths(threads: int) -> dict:
+    """Every engine cbir can run on this machine (its measured candidates), from cbir's own exports."""
+    from indexer.engines.build import build_engine
+    from indexer.engines.measure import Measurer
+    from indexer.engines.table import KERAS
     from indexer.model import resolve_model
     from indexer.weights import ensure_weights
 
-    engine = load_embedder(None, "default", runtime="openvino", threads=threads)  # int8 when faithful
     ref = resolve_model("default")
-    tflite = runtime_files(ref, runtime_key(ref, ensure_weights(None).digest())).model
-    model = _convert(tflite)
-    folder = Path(tempfile.mkdtemp(prefix="cbir-openvino-"))
-    ov.save_model(model, str(folder / "f32.xml"), compress_to_fp16=False)
-    widths = [np.zeros((1, 2048)), np.zeros((1, 1000))][:net_outputs]
-    paths = {"openvino-float32": OpenVinoNet(folder / "f32.xml", _order(model, widths), threads)}
-    if engine.runtime == "openvino-int8":
-        paths["openvino-int8 (cbir)"] = engine.net
+    measurer = Measurer(ref, ensure_weights(None), threads)
+    profile = measurer.read() or measurer.measure()
+    paths = {}
+    for name, verdict in profile.verdicts.items():
+        if name == KERAS or verdict.error:
+            continue
+        label = name + (" (auto: bulk)" if profile.bulk and profile.bulk.engine == name else "")
+        paths[label] = build_engine(name, ref, measurer.trunk, measurer.weights, threads).raw_outputs
     return paths
 
 
@@ -140,9 +134,9 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from indexer.embedder import load_embedder
-    from indexer.lite_export import compare
-    from indexer.litert import LiteNet, export_tflite
+    from indexer.engines.fidelity import compare
+    from indexer.engines.litert_engine import LiteNet, export_tflite
+    from indexer.engines.load import load_embedder
     from indexer.resnet import preprocess
     from training.retrieval_metrics import leave_one_out
 
@@ -154,19 +148,20 @@ def main() -> None:
     x = preprocess(photos)
     peak = matmul_peak_gflops()
     ceiling = peak / GFLOP_PER_IMAGE
-    embedder = load_embedder(None, "default", runtime="keras")
+    embedder = load_embedder(None, "default", runtime="keras-float32")
     net = embedder.net
     xla = tf.function(lambda batch: net(batch, training=False), jit_compile=True)
 
     paths = {
-        "keras": lambda b: [np.asarray(o) for o in net.predict_on_batch(b)],
+        "keras": embedder.raw_outputs,
         "keras-xla": lambda b: [o.numpy() for o in xla(tf.constant(b))],
     }
-    for kind in ("float32", "float16", "dynamic-int8"):
-        paths[f"lite-{kind}"] = LiteNet(export_tflite(net, kind), args.threads)
-    paths["lite-full-int8"] = LiteNet(export_tflite(net, "dynamic-int8", preprocess(calibration)), args.threads)
+    for kind in ("float16", "dynamic-int8"):
+        paths[f"litert-{kind} (not a cbir engine)"] = LiteNet(export_tflite(net, kind), args.threads)
+    paths["litert-full-int8 (not a cbir engine)"] = LiteNet(export_tflite(net, "dynamic-int8", preprocess(calibration)),
+                                                             args.threads)
     paths.update(onnx_paths(net, args.threads))
-    paths.update(openvino_paths(len(net.outputs), args.threads))
+    paths.update(engine_paths(args.threads))
 
     batches = [x[i : i + args.batch] for i in range(0, len(x) - len(x) % args.batch, args.batch)]
     outputs = {name: [np.concatenate(o) for o in zip(*[run(b) for b in batches], strict=True)]

@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cbir.search import MATCH_SCORE, RELATED_SCORE
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
 
     embedder = load_embedder(None, "imagenet")
     sets = {name: pair_scores(*embed_groups(folder, embedder))

@@ -69,7 +69,7 @@ def embed_all(paths: list[str], copies: int, cache: Path) -> tuple[np.ndarray, n
         data = np.load(cache)
         if list(data["paths"]) == paths:
             return data["plain"], data["augmented"]
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import load_image
     from training.augment import augment, build_augmenter
 

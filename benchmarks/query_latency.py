@@ -65,7 +65,7 @@ def main() -> None:
     from cbir.search import Searcher
     from index_store import IndexReader
     from index_store.manifest import read_manifest
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import load_image
 
     embedder = load_embedder(None, "default")  # makes the LiteRT export if this machine has none yet

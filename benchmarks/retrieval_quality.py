@@ -29,7 +29,7 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.labelled import embed_labelled, list_labelled_images
     from training.retrieval_metrics import leave_one_out
 

@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from index_store.store import IndexStore
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.pipeline import IndexRun, _Job
     from indexer.walker import FileEntry
 

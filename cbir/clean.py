@@ -105,8 +105,9 @@ def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -
     roots = session.roots
     scope = [os.path.abspath(d) for d in request.in_dirs] or roots
     outside = [d for d in scope if not any(d == r or _under(d, r) for r in roots)]
-    if count_pending(store, scope):
-        embedder = embedder or _load_matching(request, ref, store)
+    pending = count_pending(store, scope)
+    if pending:
+        embedder = embedder or _load_matching(request, ref, store, pending)
         if outside:
             index_folders(embedder, outside, True)  # new folders become indexed roots
             roots = roots + outside
@@ -118,11 +119,11 @@ def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -
     return plan, chosen
 
 
-def _load_matching(request: CleanRequest, ref, store: IndexStore):
+def _load_matching(request: CleanRequest, ref, store: IndexStore, work: int | None = None):
     from index_store.catalog import trunk_of
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
 
-    embedder = load_embedder(request.weights, ref, request.runtime)
+    embedder = load_embedder(request.weights, ref, request.runtime, work=work)
     if embedder.trunk_id != trunk_of(store.model_id or ""):
         raise mixed_models(store.index_dir, f"{store.model_ref or store.model_id}", ref.ref)
     return embedder

@@ -64,7 +64,7 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     """
     from cbir.config import resolve_index_dir
     from cbir.session import open_store
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.model import resolve_model
 
     setup_logging(quiet)
@@ -73,8 +73,11 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     loaded = {}
 
     def claim(status):  # with the lock held, so a busy index fails before the model loads
+        from indexer.pipeline import estimate_work
+
         ref = resolve_model(model, status.model)
-        loaded["embedder"] = embedder = load_embedder(weights, ref, runtime, threads)
+        work = estimate_work(roots, status.images, index_path)
+        loaded["embedder"] = embedder = load_embedder(weights, ref, runtime, threads, work=work)
         return embedder.model_id, embedder.dim, ref.ref
 
     with open_store(index_path, claim) as store:
@@ -146,6 +149,8 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
         for phase, seconds in stopwatch.phases.items():
             click.echo(f"cbir: {seconds * 1e3:8.1f} ms  {phase}", err=True)
         click.echo(f"cbir: {sum(stopwatch.phases.values()) * 1e3:8.1f} ms  in all, from the command starting", err=True)
+        for note in stopwatch.notes:
+            echo_err(f"cbir: {note}")
 
 
 @cli.command("status")
@@ -174,8 +179,60 @@ def status_cmd(index_dir: str | None, as_json: bool) -> None:
     if status.search_index:
         click.echo(f"search: {status.search_index}")
     click.echo("roots:  " + (", ".join(quote_path(r) for r in status.roots or []) or "none"))
+    if status.engines:
+        click.echo(f"engine: {status.engines['bulk']['engine']} for bulk work, {status.engines['query']['engine']} "
+                   "for a one-off query (`cbir engines` says why)")
+    else:
+        from indexer.engines.table import MEASURE_FROM
+
+        click.echo(f"engine: not measured on this machine yet; keras-float32 runs until a job of {MEASURE_FROM}+ "
+                   "images or `cbir engines --measure` measures them")
     if not status.search_index_current:
         click.echo("note:   the search index is behind the catalog; it is rebuilt on the next query or index")
+
+
+@cli.command("engines")
+@index_option
+@model_option
+@weights_option
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Threads the engines compute with (default: $CBIR_THREADS, else the CPU count).")
+@click.option("--measure", is_flag=True,
+              help="Measure them now, again if they were measured before (one to three minutes).")
+@json_option
+def engines_cmd(index_dir: str | None, model: str | None, weights: str | None, threads: int | None, measure: bool,
+                as_json: bool) -> None:
+    """Which inference engines run the model on this machine: how faithful to float32 Keras and how fast each
+    is, and which one `--runtime auto` picks for bulk work and for a one-off query, and why."""
+    from cbir.engines import engines_report
+
+    setup_logging()
+    report = engines_report(model, weights, threads, measure, index_dir)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    machine = report["machine"]
+    click.echo(f"machine: {machine['cpu']} ({machine['arch']}, {' '.join(machine['flags']) or 'no notable flags'}), "
+               f"{report['threads']} threads")
+    profile = report["profile"]
+    if profile is None:
+        from indexer.engines.table import MEASURE_FROM
+
+        click.echo(f"engines: not measured for model {report['model']} on this machine yet; keras-float32 runs "
+                   f"jobs under {MEASURE_FROM} images until then. `cbir engines --measure` measures them now.")
+        return
+    click.echo(f"model:   {report['model']} (trunk {profile['trunk_id']}), measured in {profile['seconds']:.0f}s")
+    click.echo(f"{'engine':<20} {'faithful':<9} {'min cosine':>10} {'images/s':>9} {'cold start':>11}")
+    for name, v in profile["verdicts"].items():
+        cosine = "reference" if v["check"] is None and v["faithful"] else (
+            f"{v['check']['min_cosine']:.4f}" if v["check"] else "-")
+        speed = f"{v['images_per_s']:.1f}" if v["images_per_s"] else "-"
+        cold = f"{v['cold_s']:.2f} s" if v["cold_s"] else "-"
+        click.echo(f"{name:<20} {'yes' if v['faithful'] else 'no':<9} {cosine:>10} {speed:>9} {cold:>11}"
+                   + (f"  ({v['error']})" if v["error"] else ""))
+    for job, label in (("bulk", "bulk work"), ("query", "a query")):
+        if profile[job]:
+            click.echo(f"{label}: {profile[job]['engine']}: {profile[job]['reason']}")
 
 
 @cli.command("train")
@@ -271,10 +328,11 @@ def evaluate_cmd(data_dir: str, model: str | None, weights: str | None, runtime:
     """
     setup_logging(quiet)
     from cbir.progress import progress_bar
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
+    from indexer.pipeline import estimate_work
     from training.evaluate import evaluate
 
-    embedder = load_embedder(weights, model, runtime)
+    embedder = load_embedder(weights, model, runtime, work=estimate_work([data_dir, *other_dirs]))
     with progress_bar(disable=quiet) as bar:
         bar.set_description("embedding")
 

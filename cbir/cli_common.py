@@ -39,7 +39,7 @@ def model_option(fn: Callable) -> Callable:
 
 
 def runtime_option(fn: Callable) -> Callable:
-    from indexer.runtime_choice import RUNTIME_HELP, RUNTIMES
+    from indexer.engines.table import RUNTIME_HELP, RUNTIMES
 
     return click.option("--runtime", type=click.Choice(RUNTIMES), default=None, help=RUNTIME_HELP)(fn)
 

@@ -70,6 +70,7 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.phases: dict[str, float] = {}
+        self.notes: list[str] = []  # what else `--timings` says: which engine ran, and why
         self._last = time.perf_counter()
 
     def lap(self, phase: str) -> None:
@@ -140,7 +141,7 @@ def query(
     tags: list[str] | None = None,
 ) -> list[Hit]:
     from index_store import IndexReader
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import decode, read_file
     from indexer.model import resolve_model
 
@@ -164,12 +165,16 @@ def query(
             # so the photo and its copies score exactly alike, whichever engine indexed them.
             vector = reader.vector(twins[0].id)
             lap("read the image and find its stored vector")
+            if stopwatch:
+                stopwatch.notes.append("engine: none ran; these bytes are indexed, so their stored vector was used")
         else:
             pixels = decode(content.data)
             lap("read and decode the image")
             embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime, bulk=False)
             check_trunk(reader, embedder)
             lap(f"load the model ({embedder.runtime})")
+            if stopwatch:
+                stopwatch.notes.append(f"engine: {embedder.runtime}: {embedder.choice}")
             vector = embedder.embed(pixels[None]).vectors[0]
             lap("embed")
         searcher = Searcher(reader)

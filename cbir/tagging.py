@@ -66,12 +66,12 @@ def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = Non
     import numpy as np
 
     from cbir.search import check_query_args
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import load_image
     from indexer.model import resolve_model
 
     files = [check_query_args(p, 1) for p in paths]
-    embedder = load_embedder(weights, resolve_model(model), runtime, bulk=len(files) > 8)
+    embedder = load_embedder(weights, resolve_model(model), runtime, bulk=len(files) > 8, work=len(files))
     out = []
     for path in files:
         pixels, _ = load_image(path)

@@ -2,11 +2,11 @@
 
 The network computes, in a single call, the pooled ResNet-50 features (the
 retrieval embedding) and the ImageNet scores when the trunk is the ImageNet
-one. ``KerasEmbedder`` (indexer.keras_embedder) runs it in Keras, the
-training format and the GPU path; ``LiteEmbedder`` (indexer.lite_embedder)
-runs its cached LiteRT export, the fast CPU path. ``load_embedder`` picks one.
-The model's categories are computed from the embedding by its categorizer
-(indexer.categorizer), so a new head never needs the network.
+one. Each engine in indexer.engines runs it one way (Keras, LiteRT, OpenVINO
+in float32, bf16 or int8), and ``indexer.engines.load.load_embedder`` gives
+a command the one to use. The model's categories are computed from the
+embedding by its categorizer (indexer.categorizer), so a new head never
+needs the network.
 
 A model id is the trunk's id (what the vectors depend on), then ``+`` and the
 head's name and content digest (what the categories depend on).
@@ -17,16 +17,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from indexer.categorizer import Categorizer
-from indexer.model import ModelRef, head_id, resolve_model
+from indexer.model import ModelRef, head_id
 from indexer.resnet import EMBEDDING_DIM, preprocess
-from indexer.weights import ensure_weights
 
 if TYPE_CHECKING:
     from indexer.tags import Tagger
@@ -39,7 +37,7 @@ FEATURES, IMAGENET = "features", "imagenet"
 @dataclass
 class Embedding:
     vectors: np.ndarray  # (N, 2048) float32, unit length
-    imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk on Keras
+    imagenet_probs: np.ndarray | None  # (N, 1000), only with the ImageNet trunk
     category_probs: np.ndarray | None  # (N, len(categorizer.outputs)), only with a category head
     norms: np.ndarray | None = None  # (N,) the pooled features' lengths, what tags need beside the vectors
 
@@ -47,13 +45,14 @@ class Embedding:
 class Embedder:
     """What every engine runs: uint8 RGB images in, unit-length embeddings and category scores out.
 
-    Subclasses run the network one way (``KerasEmbedder``, ``LiteEmbedder``) by implementing
-    ``raw_outputs`` and setting ``trunk_id`` and ``output_names``; the output layout, normalisation
-    and categories are shared here.
+    Each engine runs the network one way by implementing ``raw_outputs`` and setting ``trunk_id``,
+    ``output_names`` and ``runtime`` (the engine's name); the output layout, normalisation and categories
+    are shared here. ``choice`` says why this engine runs.
     """
 
     dim = EMBEDDING_DIM
     runtime = ""
+    choice = ""
     model: ModelRef
     trunk_id: str
     output_names: list[str]
@@ -113,46 +112,3 @@ def weights_digest(model) -> str:
     for array in model.get_weights():
         digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
     return digest.hexdigest()
-
-
-def load_embedder(weights_path: str | os.PathLike[str] | None = None,
-                  model: ModelRef | str | None = None, runtime: str | None = None,
-                  threads: int | None = None, bulk: bool = True) -> Embedder:
-    """The embedder for a model choice on the chosen engine; ImageNet weights are provisioned only when needed.
-
-    On the LiteRT engine the export is made (and checked) on first use of a model, then reused; an export
-    that fails the fidelity check is remembered, and Keras runs that model instead.
-    """
-    from indexer.keras_embedder import KerasEmbedder
-    from indexer.lite_embedder import LiteEmbedder
-    from indexer.lite_export import build_export, runtime_files, runtime_key
-    from indexer.runtime_choice import choose_runtime, inference_threads, runtime_explicit
-
-    ref = model if isinstance(model, ModelRef) else resolve_model(model)
-    weights = None if ref.trunk_file is not None else ensure_weights(weights_path)
-    choice = choose_runtime(runtime, bulk)
-    if choice == "keras":
-        return KerasEmbedder(weights, ref)
-    digest = weights.digest() if weights else None
-    files = runtime_files(ref, runtime_key(ref, digest))
-    meta = files.read_meta()
-    keras_embedder = None
-    if meta is None:
-        log.info("preparing the fast inference model for %s (once per model, about a minute)", ref.name)
-        keras_embedder = KerasEmbedder(weights, ref)
-        meta = build_export(keras_embedder, files)
-        log.info("runtime model checked on %d photos: embedding cosine >= %.4f, same top-1 %s",
-                 meta["check"]["images"], meta["check"]["min_cosine"], meta["check"]["top1_agreement"])
-        if not meta["faithful"]:
-            log.warning("the LiteRT export of %s is not faithful enough (%s); using Keras", ref.name, meta["check"])
-            return keras_embedder
-    elif not meta["faithful"]:
-        return KerasEmbedder(weights, ref)
-    if choice == "openvino":
-        from indexer.openvino_engine import load_openvino
-
-        engine = load_openvino(ref, weights, digest, files.model, threads, keras_embedder,
-                               float_fallback=runtime_explicit(runtime))
-        if engine is not None:
-            return engine
-    return LiteEmbedder(ref, files.model, meta, inference_threads(threads), weights)

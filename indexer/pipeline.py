@@ -292,6 +292,16 @@ class IndexRun:
             self._last_commit = time.monotonic()
 
 
+def estimate_work(roots: list[str], indexed: int = 0, index_dir: os.PathLike[str] | str | None = None) -> int:
+    """About how many images a run over ``roots`` will embed: the image files there, less those indexed
+    (names and stats only; enough to tell a job that pays for measuring the engines from one that does not)."""
+    extensions = supported_extensions()
+    exclude = [str(index_dir)] if index_dir is not None else []
+    found = sum(1 for root in roots for item in walk_images(root, extensions, exclude)
+                if isinstance(item, FileEntry))
+    return max(0, found - indexed)
+
+
 def count_pending(store, folders: list[str]) -> int:
     """Files under ``folders`` that are new or changed since indexed, plus indexed files now gone.
 

@@ -72,7 +72,7 @@ class EmbedWorker:
     def __init__(self, spec: EngineSpec) -> None:
         for name, value in spec.settings.items():
             os.environ.setdefault(name, value)
-        from indexer.embedder import load_embedder
+        from indexer.engines.load import load_embedder
 
         self.embedder = load_embedder(spec.weights, spec.model, spec.runtime, spec.threads, bulk=True)
         self.threads = spec.threads
@@ -238,7 +238,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 def engine_spec(embedder, runtime: str | None, threads: int | None) -> EngineSpec:
     """The spec that makes workers load what ``embedder`` is: same model, weights file and engine choice."""
     from cbir.config import cache_dir
-    from indexer.runtime_choice import inference_threads
+    from indexer.engines.machine import inference_threads
 
     weights = getattr(embedder, "weights", None)
     settings = {name: os.environ[name] for name in FORWARDED_SETTINGS if os.environ.get(name)}

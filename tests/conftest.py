@@ -86,10 +86,23 @@ def weights_file() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(weights_file):
-    from indexer.keras_embedder import KerasEmbedder
+    from indexer.engines.keras_engine import KerasEmbedder
     from indexer.weights import WeightsFile
 
     return KerasEmbedder(WeightsFile(weights_file, "test"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def measured_engines(weights_file):
+    """The default model's engines, measured on this machine once per test cache, as a user's first big job
+    or `cbir engines --measure` measures them; every test then runs the engines `auto` picks here."""
+    from indexer.engines.machine import inference_threads
+    from indexer.engines.measure import Measurer
+    from indexer.model import resolve_model
+    from indexer.weights import WeightsFile
+
+    measurer = Measurer(resolve_model("default"), WeightsFile(weights_file, "test"), inference_threads())
+    return measurer.read() or measurer.measure()
 
 
 def save_photo(array: np.ndarray, path: Path, **save_kwargs) -> Path:

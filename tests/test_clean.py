@@ -246,7 +246,7 @@ def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_p
     # Every file is at its old path or its new one, exactly once.
     after = snapshot(root)
     assert sorted(after.values()) == sorted(before.values())
-    assert sum(1 for rel in after if rel.startswith("receipt/")) >= 20
+    assert sum(1 for rel in after if not rel.startswith("d")) >= 20  # moved into category folders
 
     history = json.loads(run_cbir(["history", "--json"], cli_env).stdout)
     assert history[0]["state"] == "interrupted"  # killed: nobody is running it, and nobody marked it finished
@@ -257,7 +257,7 @@ def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_p
         assert "settled 1 interrupted clean or undo run" in rerun.stderr
         after = snapshot(root)
         assert sorted(after.values()) == sorted(before.values())
-        assert all(rel.startswith("receipt/") for rel in after)
+        assert not any(rel.startswith("d") for rel in after)  # every page filed (receipt, by most engines)
         assert run_cbir(["undo", "--yes", "-q"], cli_env).returncode == 0  # the rerun
     undo = run_cbir(["undo", "--yes", "-q"], cli_env)  # the killed run
     assert undo.returncode == 0, undo.stderr

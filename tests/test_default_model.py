@@ -32,7 +32,7 @@ def test_default_model_ships_small_with_an_honest_card():
 
 
 def test_default_model_puts_real_photos_in_sensible_categories(weights_file, photos):
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
 
     embedder = load_embedder(weights_file, "default")
     # An espresso cup, a cat, a rocket, coins and a flower are none of the five categories.

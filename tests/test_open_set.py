@@ -126,7 +126,7 @@ def test_a_new_head_recategorizes_the_index_without_embedding_anything(photo_tre
 
 def test_recategorizing_calls_the_network_zero_times(photo_tree, cli_env, tmp_path, monkeypatch, weights_file):
     from cbir.session import open_store, recategorize
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.model import resolve_model
     from indexer.pipeline import IndexRun
 
@@ -200,7 +200,7 @@ def _mk(path: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("negatives", [True, False], ids=["with-other", "without-other"])
 def test_a_small_trained_model_rejects_photos_unlike_its_classes(open_world, weights_file, negatives, tmp_path):
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import load_image
     from indexer.model import resolve_model
     from training.trainer import TrainOptions, train

@@ -100,7 +100,7 @@ def test_ray_index_gives_the_local_catalog_first_time_and_incrementally(tmp_path
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, photos, cli_env, monkeypatch):
     from index_store.store import IndexStore
     from indexer import ray_index
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
 
     root = tmp_path / "pictures"
     names = sorted(photos)

@@ -88,7 +88,7 @@ def test_train_reports_the_data_and_writes_a_complete_model_folder(trained, data
 
 
 def test_card_figures_are_what_the_saved_model_predicts(trained, dataset, weights_file):
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from indexer.loader import load_image
 
     out, _ = trained
@@ -176,7 +176,7 @@ def test_train_refuses_bad_requests_with_one_line(trained, workspace, photos, mo
 
 
 def test_fine_tune_top_saves_a_trunk_that_the_rest_of_cbir_loads(workspace, dataset, weights_file):
-    from indexer.embedder import load_embedder
+    from indexer.engines.load import load_embedder
     from training.trainer import TrainOptions, train
 
     out = workspace / "model-top"

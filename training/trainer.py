@@ -127,7 +127,7 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
     import keras
 
     from indexer.embedder import weights_digest
-    from indexer.keras_embedder import KerasEmbedder
+    from indexer.engines.keras_engine import KerasEmbedder
     from indexer.weights import ensure_weights
     from training.augment import build_augmenter
     from training.finetune import DEFAULT_LEARNING_RATE, STEP_COST, fine_tune

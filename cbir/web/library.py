@@ -86,14 +86,15 @@ class Library:
 
     def _model(self, reader):
         from index_store.catalog import trunk_of
-        from indexer.embedder import load_embedder
+        from indexer.engines.load import load_embedder
         from indexer.model import resolve_model
 
         wanted = trunk_of(reader.model_id or "")
         with self._model_lock:
             if self._embedder is None or self._embedder.trunk_id != wanted:
                 model, weights, runtime = self._choice
-                self._embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime)
+                # One picture at a time: measuring the engines is left to a job that pays for it.
+                self._embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime, work=1)
             embedder = self._embedder
         check_trunk(reader, embedder)
         return embedder

@@ -1,18 +1,17 @@
-"""The LiteRT (TFLite) form of a Keras model: export it, and run it without TensorFlow.
+"""The LiteRT (TFLite) engine: export a Keras model, and run it without TensorFlow.
 
-float32 with XNNPACK is the default: in ``benchmarks/inference.py`` on a
-2-core AVX2 CPU it ran as fast as dynamic-range int8 and float16 weights (all
-within the run-to-run noise, 15-17 images/s, against 11-12 for Keras) while
-giving Keras' embeddings exactly (cosine 1.0000); full-integer int8 was about
-15% faster but fell below the 0.99 embedding-cosine bar (0.977). Exporting
-needs TensorFlow; running needs only the small
-``ai_edge_litert`` interpreter (or TensorFlow's bundled one), so a query in a
-fresh process never imports TensorFlow.
+float32 with XNNPACK: in ``benchmarks/inference.py`` on a 2-core AVX2 CPU it ran as fast as
+dynamic-range int8 and float16 weights (all within the run-to-run noise, 15-17 images/s, against 11-12
+for Keras) while giving Keras' embeddings exactly (cosine 1.0000); full-integer int8 was about 15%
+faster but fell below the 0.99 embedding-cosine bar (0.977). Exporting needs TensorFlow; running needs
+only the small ``ai_edge_litert`` interpreter (or TensorFlow's bundled one), so a query in a fresh
+process never imports TensorFlow, and starts sooner than with any other engine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -22,15 +21,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cbir.errors import ModelError
+from indexer.embedder import Embedder
+from indexer.model import ModelRef
+from indexer.weights import WeightsFile
 
 if TYPE_CHECKING:
     import keras
 
 QUANTIZATIONS = ("float32", "float16", "dynamic-int8")
-DEFAULT_QUANTIZATION = "float32"
 
 
-def export_tflite(net: keras.Model, quantization: str = DEFAULT_QUANTIZATION,
+def litert_available() -> bool:
+    return any(importlib.util.find_spec(name) is not None for name in ("ai_edge_litert", "tensorflow"))
+
+
+def export_tflite(net: keras.Model, quantization: str = "float32",
                   calibration: np.ndarray | None = None) -> bytes:
     """Convert ``net`` (float input, any number of outputs) to a TFLite flatbuffer.
 
@@ -111,3 +116,21 @@ def _quiet_native_stderr():
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+class LiteEmbedder(Embedder):
+    """The model's cached LiteRT export; needs no TensorFlow."""
+
+    runtime = "litert-float32"
+
+    def __init__(self, model: ModelRef, tflite_path: os.PathLike[str] | str, meta: dict, threads: int | None = None,
+                 weights: WeightsFile | None = None) -> None:
+        self.model = model
+        self.weights = weights
+        self.trunk_id = meta["trunk_id"]
+        self.output_names = list(meta["outputs"])
+        self.categorizer = model.categorizer()
+        self.net = LiteNet(tflite_path, threads)
+
+    def raw_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        return self.net(x)

@@ -1,4 +1,5 @@
-"""The embedder in Keras: the training format, and the path that uses a GPU."""
+"""The network in Keras, float32: the reference every other engine is checked against, the training
+format, and the engine that uses a GPU."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 class KerasEmbedder(Embedder):
     """The ResNet-50 trunk in Keras; embeds batches of uint8 RGB images (categories come from the categorizer)."""
 
-    runtime = "keras"
+    runtime = "keras-float32"
 
     def __init__(self, weights: WeightsFile | None, model: ModelRef | None = None) -> None:
         import keras
