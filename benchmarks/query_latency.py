@@ -68,7 +68,13 @@ def main() -> None:
     from indexer.engines.load import load_embedder
     from indexer.loader import load_image
 
-    embedder = load_embedder(None, "default")  # makes the LiteRT export if this machine has none yet
+    from indexer.engines.measure import Measurer
+    from indexer.model import resolve_model
+    from indexer.weights import ensure_weights
+
+    measurer = Measurer(resolve_model("default"), ensure_weights(None), os.cpu_count() or 1)
+    measurer.read() or measurer.measure()  # once per machine, as a user's first big job does
+    embedder = load_embedder(None, "default", bulk=False)  # the engine a one-off query runs here
     index_dir = args.work / f"index-{args.size}"
     manifest = read_manifest(index_dir)
     build_s = None

@@ -39,7 +39,7 @@ def cli() -> None:
 @model_option
 @weights_option
 @runtime_option
-@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Images per model call.")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Threads that read, hash and decode images (default: the CPU count).")

@@ -89,7 +89,7 @@ def echo_err(text: str) -> None:
     click.echo(one_line(text), err=True)
 
 
-def index_folders(store, embedder, folders: list[str], *, batch_size: int = 16, workers: int | None = None,
+def index_folders(store, embedder, folders: list[str], *, batch_size: int = 32, workers: int | None = None,
                   quiet: bool = False, register: bool = True, cluster=None):
     """Index ``folders`` into an open store with a progress bar and a summary line on stderr.
 
@@ -124,6 +124,7 @@ def index_folders(store, embedder, folders: list[str], *, batch_size: int = 16, 
         f"cbir: {summary.added} added, {summary.updated} updated, {summary.renamed} renamed, "
         f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.skipped_total} skipped"
         + (f" ({skipped})" if skipped else "")
-        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded); index: {quote_path(store.index_dir)}"
+        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded by {embedder.runtime}); "
+        f"index: {quote_path(store.index_dir)}"
     )
     return summary

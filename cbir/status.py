@@ -59,13 +59,12 @@ def engines_on_this_machine(model_id: str | None, model_ref: str | None = None) 
     """The engines chosen for the index's trunk on this machine ({"bulk": ..., "query": ...}), or None when
     they are not measured here yet. Reads the cache's JSON only."""
     from index_store.catalog import trunk_of
-    from indexer.engines.machine import inference_threads
     from indexer.engines.profile import find_profile
 
     if not model_id:
         return None
     model_dir = Path(model_ref) if model_ref and os.path.isdir(model_ref) else None
-    profile = find_profile(trunk_of(model_id), inference_threads(), model_dir)
+    profile = find_profile(trunk_of(model_id), model_dir)
     if profile is None or profile.bulk is None or profile.query is None:
         return None
     return {"bulk": {"engine": profile.bulk.engine, "reason": profile.bulk.reason},

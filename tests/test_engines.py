@@ -63,16 +63,19 @@ def test_runtime_option_names_engines_and_refuses_unknown_ones():
         parse_runtime("gpu-please")
 
 
-def test_the_machine_key_changes_with_the_cpu_its_flags_and_the_threads(monkeypatch):
+def test_the_machine_key_changes_with_the_cpu_its_flags_and_the_libraries(monkeypatch):
     from indexer.engines import machine
 
-    base = machine.machine_key(2)
-    assert machine.machine_key(2) == base and machine.machine_key(4) != base
-    real = machine.cpu()
+    base = machine.machine_key()
+    assert machine.machine_key() == base
+    real, versions = machine.cpu(), machine.library_versions()
     monkeypatch.setattr(machine, "cpu", lambda: {**real, "flags": [*real["flags"], "amx_bf16"]})
-    assert machine.machine_key(2) != base
+    assert machine.machine_key() != base
     monkeypatch.setattr(machine, "cpu", lambda: {**real, "model": "Another CPU"})
-    assert machine.machine_key(2) != base
+    assert machine.machine_key() != base
+    monkeypatch.setattr(machine, "cpu", lambda: real)
+    monkeypatch.setattr(machine, "library_versions", lambda: {**versions, "openvino": "9999.0"})
+    assert machine.machine_key() != base
 
 
 @pytest.fixture(scope="module")
@@ -215,3 +218,24 @@ def test_unknown_runtime_is_a_usage_error(photo_tree, cli_env):
     save_photo(np.zeros((8, 8, 3), np.uint8), photo_tree / "black.png")
     proc = run_cbir(["index", str(photo_tree)], env)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("cbir: error: unknown runtime")
+
+
+def test_exports_of_an_older_format_are_removed_and_current_ones_kept(tmp_path):
+    from indexer.engines.files import EXPORT_FORMAT, TrunkFiles, prune_old_formats
+
+    trunk = TrunkFiles(tmp_path, "imagenet-trunk", "k1")
+    old = {"imagenet-trunk-float32-abc": ".tflite", "imagenet-trunk-openvino-int8-abc": ".xml"}
+    for stem, suffix in old.items():
+        (tmp_path / f"{stem}.json").write_text(json.dumps({"format": 1, "key": "abc"}))
+        (tmp_path / f"{stem}{suffix}").write_bytes(b"x")
+    (tmp_path / "imagenet-trunk-openvino-int8-abc.bin").write_bytes(b"x")
+    current = trunk.export("openvino-int8", ".xml")
+    current.meta.write_text(json.dumps({"format": EXPORT_FORMAT, "key": "k1"}))
+    current.model.write_bytes(b"x")
+    profile = trunk.profile("m1")
+    profile.write_text(json.dumps({"format": 1}))
+    other = tmp_path / "my-model-float32-abc.json"  # another trunk's name: not this one's to judge
+    other.write_text(json.dumps({"format": 1}))
+    removed = prune_old_formats(trunk)
+    assert len(removed) == 5 and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [current.meta.name, current.model.name, profile.name, other.name])

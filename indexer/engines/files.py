@@ -79,3 +79,23 @@ def trunk_files(ref: ModelRef, key: str) -> TrunkFiles:
         if os.access(beside if beside.is_dir() else ref.directory, os.W_OK):
             folder = beside
     return TrunkFiles(folder, stem, key)
+
+
+def prune_old_formats(trunk: TrunkFiles) -> list[Path]:
+    """Remove exports of this trunk's name that an older cbir made in a format this one cannot use (they
+    would otherwise sit in the cache for good); returns what was removed."""
+    removed = []
+    for meta in trunk.folder.glob(f"{trunk.stem}-*.json"):
+        if "-engines-" in meta.name:
+            continue
+        try:
+            fmt = json.loads(meta.read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(fmt, int) and fmt >= EXPORT_FORMAT:
+            continue
+        for path in [meta, *(meta.with_suffix(s) for s in (".tflite", ".xml", ".bin", ".npz"))]:
+            if path.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

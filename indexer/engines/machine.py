@@ -1,5 +1,5 @@
-"""Which machine this is, as far as engine speed and fidelity go: the CPU, its instruction sets, the
-libraries that run the network, and the thread count.
+"""Which machine this is, as far as engine speed and fidelity go: the CPU, its instruction sets and the
+libraries that run the network.
 
 An engine's verdict (faithful or not, how fast) holds for one such key; an index or a cache used from
 another machine, or after a library upgrade, gets its engines measured again.
@@ -54,11 +54,12 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def machine_key(threads: int) -> str:
-    """A digest of the CPU model, all its flags, the engine libraries' versions and the thread count."""
+def machine_key() -> str:
+    """A digest of the CPU model, all its flags and the engine libraries' versions. The thread count is not
+    in it: engines are timed with the default count, and which is fastest hardly depends on it."""
     info = cpu()
     parts = [f"model={info['model']}", f"arch={info['arch']}", "flags=" + " ".join(info["flags"]),  # type: ignore[arg-type]
-             f"threads={threads}", *(f"{k}={v}" for k, v in sorted(library_versions().items()))]
+             *(f"{k}={v}" for k, v in sorted(library_versions().items()))]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cbir.errors import ModelError
-from indexer.engines.files import TrunkFiles, trunk_files, trunk_key
+from indexer.engines.files import TrunkFiles, prune_old_formats, trunk_files, trunk_key
 from indexer.engines.machine import describe, machine_key
 from indexer.engines.profile import Profile, Verdict, read_profile, write_profile
 from indexer.engines.table import ENGINES, KERAS, Engine, candidates
@@ -41,7 +41,7 @@ class Measurer:
         self.weights = weights
         self.threads = threads
         self.trunk: TrunkFiles = trunk_files(ref, trunk_key(ref, weights.digest() if weights else None))
-        self.machine_key = machine_key(threads)
+        self.machine_key = machine_key()
         self.path = self.trunk.profile(self.machine_key)
 
     def read(self) -> Profile | None:
@@ -64,6 +64,7 @@ class Measurer:
         notify(f"measuring the inference engines for {self.ref.name} on this machine, once "
                f"({', '.join(names)}; about {'two minutes' if complete else 'a minute'})")
         exported = self._step("export", time_keras=complete)
+        prune_old_formats(self.trunk)
         verdicts = dict(previous.verdicts) if previous is not None and not complete else {}
         if any(ENGINES[n].weights == "int8" for n in names):
             try:

@@ -25,7 +25,7 @@ from indexer.model import ModelRef
 from indexer.resnet import preprocess
 from indexer.weights import WeightsFile
 
-TIMING_BATCH = 16  # images per call when timing, as `cbir index` batches them
+TIMING_BATCH = 32  # images per call when timing, as `cbir index` batches them
 TIMING_SECONDS = 1.5  # at least this long, and at least three calls, after one call to warm up
 
 

@@ -26,7 +26,7 @@ class Verdict:
     check: dict | None = None
     bar: dict | None = None
     photos: str | None = None
-    images_per_s: float | None = None  # bulk: a fixed batch of 16 photos, warm
+    images_per_s: float | None = None  # bulk: a fixed batch of photos, warm
     cold_s: float | None = None  # a one-off query: a new process loads it and embeds one photo
     error: str | None = None
 
@@ -125,13 +125,13 @@ def read_profile(path: Path, trunk_key: str | None = None, machine_key: str | No
     return profile
 
 
-def find_profile(trunk_id: str, threads: int, model_dir: Path | None = None) -> Profile | None:
+def find_profile(trunk_id: str, model_dir: Path | None = None) -> Profile | None:
     """The complete profile of a trunk (by id, as an index records it) on this machine, from cbir's cache or
     the model folder's ``runtime/`` alone; never imports NumPy, so `cbir status` stays quick."""
     from cbir.config import cache_dir
     from indexer.engines.machine import machine_key
 
-    key = machine_key(threads)
+    key = machine_key()
     folders = [cache_dir() / "runtime", *([model_dir / "runtime"] if model_dir is not None else [])]
     paths = [path for folder in folders if folder.is_dir() for path in folder.glob(f"*-engines-*-{key}.json")]
     found = [p for p in (read_profile(path, machine_key=key) for path in paths)
