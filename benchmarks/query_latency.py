@@ -66,9 +66,8 @@ def main() -> None:
     from index_store import IndexReader
     from index_store.manifest import read_manifest
     from indexer.engines.load import load_embedder
-    from indexer.loader import load_image
-
     from indexer.engines.measure import Measurer
+    from indexer.loader import load_image
     from indexer.model import resolve_model
     from indexer.weights import ensure_weights
 
