@@ -236,7 +236,8 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def engine_spec(embedder, runtime: str | None, threads: int | None) -> EngineSpec:
-    """The spec that makes workers load what ``embedder`` is: same model, weights file and engine choice."""
+    """The spec that makes workers load what ``embedder`` is: same model, weights file and engine. The engine is
+    named, not left to 'auto', so every worker runs the driver's (checked for fidelity on the worker's CPU)."""
     from cbir.config import cache_dir
     from indexer.engines.machine import inference_threads
 
@@ -244,7 +245,8 @@ def engine_spec(embedder, runtime: str | None, threads: int | None) -> EngineSpe
     settings = {name: os.environ[name] for name in FORWARDED_SETTINGS if os.environ.get(name)}
     settings.setdefault("CBIR_CACHE", str(cache_dir()))
     return EngineSpec(model=embedder.model.ref, weights=str(weights.path) if weights is not None else None,
-                      runtime=runtime, threads=min(WORKER_CPUS, inference_threads(threads)), settings=settings)
+                      runtime=embedder.runtime or runtime, threads=min(WORKER_CPUS, inference_threads(threads)),
+                      settings=settings)
 
 
 def _import_ray():
