@@ -242,11 +242,11 @@ def scale_test(n: int, work: Path) -> dict:
     """Time the candidate search on ``n`` synthetic vectors in a real cbir index."""
     from benchmarks.query_latency import build_index
     from cbir.duplicates import NEAR_RULE, NEIGHBOURS, NPROBE, _candidate_pairs
-    from index_store import IndexReader
+    from index_store.catalog import CatalogReader
 
     index_dir = work / f"scale-{n}"
     build_index(index_dir, n, "synthetic-model")
-    reader = IndexReader.open(index_dir)
+    reader = CatalogReader.open(index_dir)
     try:
         started = time.monotonic()
         pairs = _candidate_pairs(reader, NEAR_RULE[0], lambda path: True)

@@ -39,10 +39,10 @@ DIM = 2048
 
 def build_index(index_dir: Path, size: int, model_id: str) -> float:
     from benchmarks.search_scale import centres, chunks
-    from index_store import IndexStore
+    from index_store.writer import IndexStore, fixed_claim
 
     started = time.perf_counter()
-    with IndexStore.open(index_dir, model_id, DIM, model_ref="default") as store:
+    with IndexStore.open(index_dir, fixed_claim(model_id, DIM, "default")) as store:
         run = store.begin_run("/synthetic")
         for ids, vectors in chunks(size, centres()):
             for i, v in zip(ids, vectors, strict=True):
@@ -63,7 +63,7 @@ def main() -> None:
 
     from cbir.config import cache_dir
     from cbir.search import Searcher
-    from index_store import IndexReader
+    from index_store.catalog import CatalogReader
     from index_store.manifest import read_manifest
     from indexer.engines.load import load_embedder
     from indexer.engines.measure import Measurer
@@ -99,7 +99,7 @@ def main() -> None:
     python_start = statistics.median(
         [timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)) for _ in range(5)])
 
-    reader = IndexReader.open(index_dir)
+    reader = CatalogReader.open(index_dir)
     searcher = Searcher(reader)
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((100, DIM)).astype(np.float32)

@@ -151,14 +151,14 @@ def scale(n: int, work: Path) -> dict:
     import numpy as np
 
     from benchmarks.query_latency import build_index
-    from index_store import IndexStore
+    from index_store.writer import IndexStore, fixed_claim
     from indexer.tags import Tagger, load_classifier, tags_version
     from indexer.weights import ensure_weights
 
     index_dir = work / f"scale-{n}"
     build_index(index_dir, n, "synthetic-model")
     tagger = Tagger(load_classifier(ensure_weights().path))
-    with IndexStore.open(index_dir, "synthetic-model", 2048) as store:
+    with IndexStore.open(index_dir, fixed_claim("synthetic-model", 2048)) as store:
         started = time.perf_counter()
         store.retag(tagger, tags_version("synthetic-model"))
         store.commit()

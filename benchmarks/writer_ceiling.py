@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    from index_store.store import IndexStore
+    from index_store.writer import IndexStore, fixed_claim
     from indexer.engines.load import load_embedder
     from indexer.pipeline import IndexRun, _Job
     from indexer.walker import FileEntry
@@ -43,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         index_dir = Path(tmp) / "index"
         for phase, start in (("first_load", 0), ("second_load", args.images)):
-            with IndexStore.open(index_dir, embedder.model_id, embedder.dim) as store:
+            with IndexStore.open(index_dir, fixed_claim(embedder.model_id, embedder.dim)) as store:
                 run = IndexRun(store, embedder)
                 run._run = store.begin_run(f"/photos/{phase}")
                 started = time.perf_counter()

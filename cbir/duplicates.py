@@ -23,14 +23,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cmp_to_key
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from cbir.config import DUPLICATES_FOLDER
 from cbir.errors import ImageDecodeError, UsageError
-from indexer.image_facts import ImageFacts
+from cbir.moves.clean import CleanPlan, plan_move, root_of
+from index_store.publish import load_search_index
+from indexer.image_facts import ImageFacts, image_facts
+from indexer.loader import read_file, thumbnail
+from indexer.structure import align, detail_agreement
 
 LEVELS = ("exact", "near", "similar")
 # A pair is a copy when it meets all three of a rule: embedding cosine, thumbnail correlation, share of
@@ -114,7 +121,7 @@ def _under(path: str, folder: str) -> bool:
 def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None, bases: list[str] | None = None,
                     prefer: list[str] | None = None, on_progress: Callable[[int], object] | None = None,
                     on_total: Callable[[int], object] | None = None) -> DuplicateReport:
-    """Groups of duplicates among the images of ``catalog`` (an IndexReader or IndexStore) under ``scope``.
+    """Groups of duplicates among the images of ``catalog`` (a CatalogReader or the IndexStore) under ``scope``.
 
     Images already moved into a ``duplicates`` folder under any of ``bases`` (the indexed roots and a
     ``--dest``) are left out, so a second run finds nothing new.
@@ -185,7 +192,6 @@ def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None
 def compare_pictures(a: ImageFacts, b: ImageFacts, structure_min: float = -1.0) -> tuple[float, float]:
     """(thumbnail correlation, share of agreeing detail tiles) of two pictures; the detail is only looked
     at (else 0.0) when the thumbnails reach ``structure_min``."""
-    from indexer.structure import align, detail_agreement
 
     alignment = align(a.thumb, b.thumb)
     if alignment.score < structure_min:
@@ -205,7 +211,7 @@ def _exact_pairs(catalog, wanted: Callable[[str], bool]) -> dict[tuple[int, int]
 
 def _candidate_pairs(catalog, threshold: float, wanted: Callable[[str], bool]) -> dict[tuple[int, int], float]:
     """Pairs of ids whose embeddings are at least ``threshold`` alike: each image's nearest neighbours."""
-    index = catalog.load_faiss(max_nprobe=NPROBE)
+    index = load_search_index(catalog, max_nprobe=NPROBE)
     k = min(NEIGHBOURS + 1, int(index.ntotal))
     in_scope: dict[int, bool] = {}
     pairs: dict[tuple[int, int], float] = {}
@@ -227,7 +233,6 @@ def _rows(catalog, ids: set[int]) -> dict[int, Member]:
 
 
 def _load_facts(members, on_progress: Callable[[int], object] | None) -> None:
-    from indexer.image_facts import image_facts
 
     members = list(members)
     first = {m.hash: m.path for m in reversed(members)}
@@ -250,7 +255,6 @@ def _load_facts(members, on_progress: Callable[[int], object] | None) -> None:
 
 def _workers():
     """Decoding and template matching release the GIL: one thread per core pays on both."""
-    from concurrent.futures import ThreadPoolExecutor
 
     return ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
 
@@ -283,7 +287,6 @@ def components(pairs: Iterable[tuple[Any, Any]]) -> list[list]:
 
 def _rank(members: list[Member], catalog, prefer: list[str]) -> Group:
     """The group with the copy a person would keep first, and why it is that one."""
-    from functools import cmp_to_key
 
     preferred = {m.id: any(_under(m.path, p) for p in prefer) for m in members}
     def compare(a: Member, b: Member) -> int:
@@ -349,7 +352,6 @@ def _reason(keeper: Member, runner_up: Member, preferred: dict[int, bool]) -> st
 
 def plan_extras(report: DuplicateReport, catalog, roots: list[str], dest: str | None):
     """A move plan (as for clean) of every copy but the keeper into a ``duplicates`` folder."""
-    from cbir.clean import CleanPlan, plan_move, root_of
 
     plan = CleanPlan()
     taken: set[str] = set()
@@ -368,9 +370,7 @@ def plan_extras(report: DuplicateReport, catalog, roots: list[str], dest: str | 
 
 def contact_sheet(report: DuplicateReport, path: str, cell: int = 180) -> None:
     """A PNG of the groups, one row each: the keeper first (marked), with similarity and reason under each."""
-    from PIL import Image, ImageDraw, ImageFont
 
-    from indexer.loader import read_file, thumbnail
 
     if not report.groups:
         raise UsageError("no duplicate groups to draw")

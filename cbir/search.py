@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cbir.errors import ImageNotFoundError, UsageError, mixed_models
+from cbir.errors import ImageNotFoundError, UsageError
+from cbir.warm import Warm
+from index_store.catalog import CatalogReader
+from index_store.faiss_index import search_within
+from index_store.hashing import content_hash
+from index_store.publish import load_search_index
+from indexer.loader import decode
+from indexer.tags import load_vocabulary
 
 MATCH_SCORE = 0.80
 RELATED_SCORE = 0.55
@@ -44,12 +52,12 @@ class Hit:
                 "category": self.category, "category_probs": self.category_probs, "is_query": self.is_query}
 
 
-def no_close_match(hits: list[Hit]) -> str | None:
-    """The note for a query whose best hit (other than itself) is unrelated, else None."""
-    others = [h for h in hits if not h.is_query]
-    if not others or others[0].judgement != "unrelated":
+def no_close_match(hits: list[dict]) -> str | None:
+    """The note for a query whose best hit (other than itself) is unrelated, else None (hits as --json has them)."""
+    others = [h for h in hits if not h["is_query"]]
+    if not others or others[0]["judgement"] != "unrelated":
         return None
-    return (f"no close match in the index: best score {others[0].score:.2f}; similar photos usually score "
+    return (f"no close match in the index: best score {others[0]['score']:.2f}; similar photos usually score "
             f"above {RELATED_SCORE:.2f}")
 
 
@@ -84,7 +92,7 @@ class Searcher:
 
     def __init__(self, reader, index=None) -> None:
         self.reader = reader
-        self.index = index if index is not None else reader.load_faiss()
+        self.index = index if index is not None else load_search_index(reader)
 
     def search(self, vector, k: int, own=None, exclude_self: bool = False,
                allowed: set[int] | None = None) -> list[Hit]:
@@ -114,76 +122,55 @@ class Searcher:
         ]
 
     def _search_within(self, vector, fetch: int, allowed: set[int]):
-        from index_store.faiss_index import search_within
 
         return search_within(self.index, vector.reshape(1, -1), fetch, allowed)
 
 
-def check_trunk(reader, embedder) -> None:
-    """Refuse to search an index with vectors of another network (a head's categories do not matter here)."""
-    from index_store.catalog import trunk_of
+def words_to_tags(reader, words: list[str]) -> list[list[str]]:
+    """Each word as the tag ids it means; UsageError (with suggestions) for a word the vocabulary lacks."""
+    if not words:
+        raise UsageError("give at least one word to find")
+    vocabulary = load_vocabulary()
+    categories = reader.category_names() if reader is not None else []
+    return [vocabulary.resolve(word, categories) for word in words]
 
-    if trunk_of(reader.model_id or "") != embedder.trunk_id:
-        raise mixed_models(reader.index_dir, f"{reader.model_ref or reader.model_id} ({reader.model_id})",
-                           f"{embedder.model.ref} ({embedder.model_id})")
 
+def search_by_picture(reader: CatalogReader, warm: Warm, data: bytes, k: int, *, path: str | None = None,
+                      exclude_self: bool = False, allowed: set[int] | None = None, use_stored: bool = True,
+                      max_pixels: int | None = None, lap: Callable[[str], object] = lambda phase: None,
+                      notes: list[str] | None = None) -> list[Hit]:
+    """The one rule for a query by picture, from the command line (``path``) or an upload (no path).
 
-def query(
-    index_dir: Path,
-    image: str | os.PathLike[str],
-    k: int = 10,
-    *,
-    exclude_self: bool = False,
-    weights: str | os.PathLike[str] | None = None,
-    model: str | None = None,
-    runtime: str | None = None,
-    stopwatch: Stopwatch | None = None,
-    tags: list[str] | None = None,
-) -> list[Hit]:
-    from index_store import IndexReader
-    from indexer.engines.load import load_embedder
-    from indexer.loader import decode, read_file
-    from indexer.model import resolve_model
-
-    lap = stopwatch.lap if stopwatch else (lambda phase: None)
-    lap("start and imports")
-    path = check_query_args(image, k)
-    reader = IndexReader.open(index_dir)
-    try:
-        reader.require_images()
-        allowed = None
-        if tags:
-            from cbir.tagging import words_to_tags
-
-            allowed = reader.ids_tagged(words_to_tags(reader, tags))
-        content = read_file(path)
-        # An engine, model or weights named on the command line means: embed the picture with it.
-        default = model is None and weights is None and runtime is None
-        twins = reader.rows_by_hash(content.digest) if default else []
-        if twins:
-            # These very bytes are indexed: their stored vector is what the index's model made of them,
-            # so the photo and its copies score exactly alike, whichever engine indexed them.
-            vector = reader.vector(twins[0].id)
-            lap("read the image and find its stored vector")
-            if stopwatch:
-                stopwatch.notes.append("engine: none ran; these bytes are indexed, so their stored vector was used")
-        else:
-            pixels = decode(content.data)
-            lap("read and decode the image")
-            embedder = load_embedder(weights, resolve_model(model, reader.model_ref), runtime, bulk=False)
-            check_trunk(reader, embedder)
-            lap(f"load the model ({embedder.runtime})")
-            if stopwatch:
-                stopwatch.notes.append(f"engine: {embedder.runtime}: {embedder.choice}")
-            vector = embedder.embed(pixels[None]).vectors[0]
-            lap("embed")
-        searcher = Searcher(reader)
-        lap("load the search index")
-        own = reader.row_by_path(str(path))
-        if own is not None and own.hash != content.digest:
-            own = None  # the file changed since it was indexed; its stored vector is stale
-        hits = searcher.search(vector, k, own, exclude_self, allowed)
-        lap("search and look up paths")
-        return hits
-    finally:
-        reader.close()
+    When these very bytes are indexed (and ``use_stored``: no other model or engine was asked for), their
+    stored vector is the model's answer, so a photo and its copies score exactly alike whichever engine
+    indexed them. The query's own row is the one at ``path`` with these bytes, or for an upload the first
+    row with them; it comes first with score 1 unless ``exclude_self``. ``max_pixels`` bounds an upload:
+    its picture is decoded (and so checked) even when its bytes are indexed.
+    """
+    digest = content_hash(data)
+    twins = reader.rows_by_hash(digest) if use_stored else []
+    pixels = decode(data, max_pixels=max_pixels) if max_pixels is not None else None
+    if twins:
+        vector = reader.vector(twins[0].id)
+        lap("read the image and find its stored vector")
+        if notes is not None:
+            notes.append("engine: none ran; these bytes are indexed, so their stored vector was used")
+    else:
+        pixels = pixels if pixels is not None else decode(data)
+        lap("read and decode the image")
+        embedder = warm.embedder(reader)
+        lap(f"load the model ({embedder.runtime})")
+        if notes is not None:
+            notes.append(f"engine: {embedder.runtime}: {embedder.choice}")
+        vector = warm.embed_one(reader, pixels)
+        lap("embed")
+    searcher = Searcher(reader, warm.search_index(reader))
+    lap("load the search index")
+    if path is not None:
+        own = reader.row_by_path(path)
+        own = own if own is not None and own.hash == digest else None  # a changed file's vector is stale
+    else:
+        own = twins[0] if twins else None
+    hits = searcher.search(vector, k, own, exclude_self, allowed)
+    lap("search and look up paths")
+    return hits

@@ -1,10 +1,14 @@
-"""What ``cbir status`` reports; reads SQLite and JSON only, never TensorFlow or FAISS."""
+"""What ``cbir status`` reports: the catalog's counts, the model, the search index and the engine in use."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from index_store.catalog import CatalogReader, catalog_exists, trunk_of
+from index_store.manifest import read_manifest
+from indexer.engines.profile import find_profile
 
 
 @dataclass
@@ -28,39 +32,37 @@ class IndexStatus:
 
 
 def index_status(index_dir: Path) -> IndexStatus:
-    from index_store.catalog import CatalogReader, catalog_exists
-    from index_store.manifest import read_manifest
-
     if not catalog_exists(index_dir):
         return IndexStatus(str(index_dir), exists=False)
-    reader = CatalogReader.open(index_dir)
-    try:
-        manifest = read_manifest(index_dir)
-        return IndexStatus(
-            index_dir=str(index_dir),
-            exists=True,
-            images=reader.count(),
-            model_id=reader.model_id,
-            model=reader.model_ref,
-            dim=reader.dim,
-            roots=reader.roots(),
-            disk_bytes=reader.disk_bytes(),
-            search_index_current=bool(manifest and manifest.generation == reader.generation),
-            categories=reader.category_counts(),
-            search_index=manifest.description or manifest.index_type if manifest else None,
-            tagged=reader.tagged_count(),
-            engines=engines_on_this_machine(reader.model_id, reader.model_ref),
-        )
-    finally:
-        reader.close()
+    with CatalogReader.open(index_dir) as reader:
+        return status_of(reader)
+
+
+def status_of(reader: CatalogReader | None, index_dir: Path | None = None) -> IndexStatus:
+    """The status of an open catalog (a reader, or the writer itself); None: no index yet at ``index_dir``."""
+    if reader is None:
+        return IndexStatus(str(index_dir), exists=False)
+    manifest = read_manifest(reader.index_dir)
+    return IndexStatus(
+        index_dir=str(reader.index_dir),
+        exists=True,
+        images=reader.count(),
+        model_id=reader.model_id,
+        model=reader.model_ref,
+        dim=reader.dim,
+        roots=reader.roots(),
+        disk_bytes=reader.disk_bytes(),
+        search_index_current=bool(manifest and manifest.generation == reader.generation),
+        categories=reader.category_counts(),
+        search_index=manifest.description or manifest.index_type if manifest else None,
+        tagged=reader.tagged_count(),
+        engines=engines_on_this_machine(reader.model_id, reader.model_ref),
+    )
 
 
 def engines_on_this_machine(model_id: str | None, model_ref: str | None = None) -> dict | None:
     """The engines chosen for the index's trunk on this machine ({"bulk": ..., "query": ...}), or None when
     they are not measured here yet. Reads the cache's JSON only."""
-    from index_store.catalog import trunk_of
-    from indexer.engines.profile import find_profile
-
     if not model_id:
         return None
     model_dir = Path(model_ref) if model_ref and os.path.isdir(model_ref) else None

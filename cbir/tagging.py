@@ -1,4 +1,4 @@
-"""Searching by word and tagging any image: `cbir find` and `cbir tags` (see indexer.tags)."""
+"""Searching by word and tagging any image: what `cbir find` and `cbir tags` compute (see indexer.tags)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from cbir.errors import IndexEmptyError, UsageError
-from cbir.search import Hit
+from cbir.search import Hit, check_query_args, words_to_tags
+from index_store.catalog import CatalogReader
+from indexer.engines.load import load_embedder
+from indexer.loader import load_image
+from indexer.model import resolve_model
+from indexer.tags import Tag, load_vocabulary
 
 
 @dataclass(frozen=True)
@@ -24,26 +31,11 @@ class Found(Hit):
         return {**super().as_dict(), "tags": self.tags}
 
 
-def words_to_tags(reader, words: list[str]) -> list[list[str]]:
-    """Each word as the tag ids it means; UsageError (with suggestions) for a word the vocabulary lacks."""
-    from indexer.tags import load_vocabulary
-
-    if not words:
-        raise UsageError("give at least one word to find")
-    vocabulary = load_vocabulary()
-    categories = reader.category_names() if reader is not None else []
-    return [vocabulary.resolve(word, categories) for word in words]
-
-
 def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
     """Indexed images whose tags match every word (a synonym, or anything under it), best first."""
-    from index_store.tag_table import TagCatalog
-    from indexer.tags import load_vocabulary
-
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
-    catalog = TagCatalog.open(index_dir)
-    try:
+    with CatalogReader.open(index_dir) as catalog:
         catalog.require_images()
         wanted = words_to_tags(catalog, words)
         if not catalog.has_tags():
@@ -56,20 +48,11 @@ def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
         return [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
                       tags=[vocabulary.name(t) for t, _ in tags[i]])
                 for i, score in ranked if i in rows]
-    finally:
-        catalog.close()
 
 
 def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
-               runtime: str | None = None) -> list[tuple[str, list]]:
+               runtime: str | None = None) -> list[tuple[str, list[Tag]]]:
     """(path, tags best first) for image files, indexed or not; the model loads once."""
-    import numpy as np
-
-    from cbir.search import check_query_args
-    from indexer.engines.load import load_embedder
-    from indexer.loader import load_image
-    from indexer.model import resolve_model
-
     files = [check_query_args(p, 1) for p in paths]
     embedder = load_embedder(weights, resolve_model(model), runtime, bulk=len(files) > 8, work=len(files))
     out = []

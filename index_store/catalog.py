@@ -1,18 +1,30 @@
-"""Reading an index's catalog without numpy or FAISS, so `cbir status` starts instantly."""
+"""Reading an index's catalog: ``CatalogReader``, the one read-only view every reader uses.
+
+The SQLite catalog is the source of truth and holds every vector, so a crash at any moment loses at
+most the uncommitted batch. Any number of readers run beside the one writer (index_store.writer);
+SQLite's WAL gives each a consistent snapshot. The search index is built and published from it by
+index_store.publish.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from cbir.errors import IndexEmptyError, IndexIncompatibleError
-from index_store.db import connect
+from index_store import vectors as vec
+from index_store.db import PATH_PARAM, connect, fs, prefix_bounds
 from index_store.schema import SCHEMA_VERSION
+from index_store.tag_table import TagReads
 
 CATALOG_FILE = "catalog.sqlite"
 ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
+CHUNK = 4096  # vectors read per query when streaming them
 
 
 @dataclass(frozen=True)
@@ -83,12 +95,22 @@ def check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
         )
 
 
-class CatalogInfo:
-    """Meta, counts and roots of a catalog: what status needs."""
+class CatalogReader(TagReads):
+    """A read-only view of a catalog: meta, rows, tags and vectors. Use as a context manager."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:
         self.index_dir = index_dir
         self.conn = conn
+
+    @classmethod
+    def open(cls, index_dir: Path) -> CatalogReader:
+        return cls(index_dir, connect_readonly(index_dir))
+
+    def __enter__(self) -> CatalogReader:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
 
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -149,10 +171,90 @@ class CatalogInfo:
     def close(self) -> None:
         self.conn.close()
 
+    def row_by_path(self, path: str) -> ImageRow | None:
+        found = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE path = {PATH_PARAM}",
+                                  (fs(path),)).fetchone()
+        return image_row(found) if found else None
 
-class CatalogReader(CatalogInfo):
-    """A read-only catalog connection without vectors."""
+    def same_content_groups(self) -> list[list[int]]:
+        """Ids of images that share their bytes (the same content hash), a list per content."""
+        rows = self.conn.execute(
+            "SELECT GROUP_CONCAT(id) FROM images GROUP BY hash HAVING COUNT(*) > 1").fetchall()
+        return [[int(i) for i in ids.split(",")] for (ids,) in rows]
 
-    @classmethod
-    def open(cls, index_dir: Path) -> CatalogReader:
-        return cls(index_dir, connect_readonly(index_dir))
+    def paths_under(self, folder: str) -> Iterator[str]:
+        """Every indexed path under ``folder``, streamed (a range scan on the path index)."""
+        low, high = prefix_bounds(folder)
+        for (path,) in self.conn.execute(
+                f"SELECT path FROM images WHERE path >= {PATH_PARAM} AND path < {PATH_PARAM}", (low, high)):
+            yield path
+
+    def rows_page(self, category: str | None, words: list[list[str]] | None, offset: int, limit: int
+                  ) -> tuple[int, list[ImageRow]]:
+        """One page of the images in path order, of a category and tagged with every word (as ``find_tagged``
+        takes words), and how many there are in all."""
+        if words and not self.has_tags():
+            return 0, []
+        where: list[str] = []
+        params: list[object] = []
+        if category:
+            where.append("category = ?")
+            params.append(category)
+        for tag_ids in words or []:
+            where.append(f"id IN (SELECT image_id FROM image_tags WHERE tag IN ({','.join('?' * len(tag_ids))}))")
+            params += tag_ids
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        total = self.conn.execute(f"SELECT COUNT(*) FROM images{clause}", params).fetchone()[0]
+        rows = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images{clause} ORDER BY path LIMIT ? OFFSET ?",
+                                 [*params, limit, offset])
+        return total, [image_row(r) for r in rows]
+
+    def rows_by_hash(self, digest: str) -> list[ImageRow]:
+        cur = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))
+        return [image_row(r) for r in cur]
+
+    def rows_with_categories(self, categories: list[str]) -> list[ImageRow]:
+        marks = ",".join("?" * len(categories))
+        return [image_row(r) for r in self.conn.execute(
+            f"SELECT {ROW_COLUMNS} FROM images WHERE category IN ({marks}) ORDER BY path", categories)]
+
+    def vector(self, image_id: int) -> np.ndarray:
+        blob = self.conn.execute("SELECT data FROM vectors WHERE id = ?", (image_id,)).fetchone()[0]
+        return vec.decode_many([blob], self.dim)[0]
+
+    def iter_vectors(self, ids: list[int] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) chunks, all of them or the given ids."""
+        if ids is None:
+            last = -1
+            while True:
+                rows = self.conn.execute(
+                    "SELECT id, data FROM vectors WHERE id > ? ORDER BY id LIMIT ?", (last, CHUNK)
+                ).fetchall()
+                if not rows:
+                    return
+                last = rows[-1][0]
+                yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim)
+        else:
+            yield from vectors_by_id(self.conn, ids, self.dim)
+
+    @property
+    def index_choice(self) -> str:
+        """What the user asked for with --index-type (auto unless set)."""
+        return self.meta("index_type", "auto") or "auto"
+
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` stored vectors drawn at random (all of them when there are fewer)."""
+        ids = np.fromiter((r[0] for r in self.conn.execute("SELECT id FROM vectors")), np.int64)
+        if len(ids) > n:
+            ids = np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+        parts = [vectors for _, vectors in self.iter_vectors(ids.tolist())]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+
+def vectors_by_id(conn: sqlite3.Connection, ids: list[int], dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) chunks of the stored vectors of ``ids`` (those still in the catalog)."""
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        marks = ",".join("?" * len(part))
+        rows = conn.execute(f"SELECT id, data FROM vectors WHERE id IN ({marks})", part).fetchall()
+        yield np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), dim)

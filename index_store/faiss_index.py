@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from index_store.ondisk import PQ_BYTES, build_ondisk, shortlist_for
+
 INDEX_TYPES = ("auto", "flat", "ivf", "hnsw", "ivfpq")
 EXACT_LIMIT = 20_000
 HNSW_M = 32
@@ -52,7 +54,6 @@ class IndexPlan:
         if self.kind == "hnsw":
             return f"HNSW{HNSW_M} efSearch={HNSW_EF_SEARCH}"
         if self.kind == "ivfpq":
-            from index_store.ondisk import PQ_BYTES
 
             return (f"IVF{self.nlist},PQ{PQ_BYTES} on disk nprobe={self.nprobe}, "
                     f"top {self.shortlist} re-ranked (float16)")
@@ -75,7 +76,6 @@ def plan_index(choice: str, count: int) -> IndexPlan:
         nlist = 1 << round(math.log2(nlist))  # a power of two, so small growth keeps the same plan
         nprobe = max(8, min(nlist, nlist // 32 if nlist >= 1024 else 32))
         if kind == "ivfpq":
-            from index_store.ondisk import shortlist_for
 
             return IndexPlan(kind, nlist, nprobe, shortlist_for(count))
         return IndexPlan(kind, nlist, nprobe)
@@ -105,7 +105,6 @@ def new_index(plan: IndexPlan, dim: int):
     import faiss
 
     if plan.kind in ("ivf", "ivfpq"):
-        from index_store.ondisk import PQ_BYTES
 
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFScalarQuantizer(quantizer, dim, plan.nlist, faiss.ScalarQuantizer.QT_8bit,
@@ -123,7 +122,6 @@ def new_index(plan: IndexPlan, dim: int):
 
 def estimate_disk_bytes(plan: IndexPlan, count: int) -> int:
     """Bytes of the on-disk lists of an ``ivfpq`` index (codes and ids); 0 for the kinds kept in memory."""
-    from index_store.ondisk import PQ_BYTES
 
     return count * (PQ_BYTES + 8) if plan.kind == "ivfpq" else 0
 
@@ -135,7 +133,6 @@ def build_index(plan: IndexPlan, dim: int, chunks: Callable[[], Chunks],
     ``ivfpq`` writes its lists to ``data_path``.
     """
     if plan.kind == "ivfpq":
-        from index_store.ondisk import build_ondisk
 
         if data_path is None:
             raise ValueError("an on-disk index needs a data file")

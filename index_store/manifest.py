@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from cbir import __version__
 from index_store.atomic import atomic_write_text
 
 MANIFEST_FILE = "manifest.json"
@@ -70,7 +71,6 @@ def read_manifest(index_dir: Path) -> Manifest | None:
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:
-    from cbir import __version__
 
     manifest.written_at = time.time()
     manifest.cbir_version = __version__

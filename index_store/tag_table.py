@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from index_store.catalog import CatalogInfo, connect_readonly
+import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
+from index_store import vectors as vec
 
 _CHUNK = 4096
 # (ids, vectors, feature lengths or NaN, categories, category probabilities) -> [(tag, score), ...] per row
@@ -25,7 +23,7 @@ TagFunction = Callable[[Any, Any, Any, list, list], list[list[tuple[str, float]]
 
 
 class TagReads:
-    """Reading tags; mixed into every catalog view."""
+    """Reading tags; part of the catalog reader (index_store.catalog)."""
 
     conn: sqlite3.Connection
 
@@ -129,10 +127,6 @@ class TagWrites(TagReads):
         return done
 
     def _tag_inputs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list, list]]:
-        import numpy as np
-
-        from index_store import vectors as vec
-
         last = -1
         while True:
             rows = self.conn.execute(
@@ -144,11 +138,3 @@ class TagWrites(TagReads):
             yield (np.array([r[0] for r in rows], np.int64), vec.decode_many((r[1] for r in rows), self.dim),
                    np.array([np.nan if r[2] is None else r[2] for r in rows], np.float32),
                    [r[3] for r in rows], [json.loads(r[4]) if r[4] else None for r in rows])
-
-
-class TagCatalog(CatalogInfo, TagReads):
-    """A read-only catalog for word searches: SQLite only, so `cbir find` starts without numpy."""
-
-    @classmethod
-    def open(cls, index_dir: Path) -> TagCatalog:
-        return cls(index_dir, connect_readonly(index_dir))

@@ -25,6 +25,7 @@ import numpy as np
 from indexer.categorizer import Categorizer
 from indexer.model import ModelRef, head_id
 from indexer.resnet import EMBEDDING_DIM, preprocess
+from indexer.tags import Tagger, load_classifier
 
 if TYPE_CHECKING:
     from indexer.tags import Tagger
@@ -87,7 +88,6 @@ class Embedder:
     def tagger(self) -> Tagger:
         """Tags from this model's outputs: ImageNet's classes and their ancestors on the ImageNet trunk (a
         fine-tuned trunk's features no longer feed ImageNet's classifier), and the category."""
-        from indexer.tags import Tagger, load_classifier
 
         weights = getattr(self, "weights", None)
         classifier = load_classifier(weights.path) if weights is not None and self.model.trunk_file is None else None

@@ -10,6 +10,7 @@ check that tells a real copy from a merely similar photo.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
@@ -71,7 +72,6 @@ def image_facts(path: str | os.PathLike[str]) -> ImageFacts:
 
 
 def _full_size(data: bytes, exif: Image.Exif) -> tuple[int, int]:
-    import io
 
     with Image.open(io.BytesIO(data)) as header:  # the header only: nothing is decoded
         width, height = header.size

@@ -10,6 +10,7 @@ import numpy as np
 
 from cbir.errors import UsageError
 from indexer.loader import Loaded, load_many, supported_extensions
+from indexer.model import class_name_problem
 from indexer.walker import FileEntry, walk_images
 
 
@@ -29,7 +30,6 @@ def class_folders(root: Path) -> tuple[list[Path], list[tuple[str, str]]]:
     A class name becomes a folder name when cleaning, so the rule is the one every model's classes
     follow (indexer.model.class_name_problem); hidden folders are never classes.
     """
-    from indexer.model import class_name_problem
 
     if not root.is_dir():
         raise UsageError(f"dataset folder {root} does not exist")

@@ -17,11 +17,13 @@ import json
 import os
 import unicodedata
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cbir.config import DUPLICATES_FOLDER
 from cbir.errors import ModelError
+from indexer.categorizer import load_categorizer
 
 if TYPE_CHECKING:
     from indexer.categorizer import Categorizer
@@ -41,7 +43,6 @@ MODEL_HELP = (
 
 
 def default_model_dir() -> Path:
-    from importlib.resources import files
 
     return Path(str(files("cbir") / "data" / "models" / "gallery"))
 
@@ -87,7 +88,6 @@ class ModelRef:
 
     def categorizer(self) -> Categorizer | None:
         """The model's categorizer (NumPy), or None for a model without categories."""
-        from indexer.categorizer import load_categorizer
 
         return load_categorizer(self.directory, self.classes) if self.directory is not None else None
 

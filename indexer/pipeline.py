@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cbir.errors import ImageDecodeError
-from index_store.store import ImageRow, IndexStore
+from index_store.catalog import ImageRow
+from index_store.writer import IndexStore
 from indexer.embedder import Embedder
 from indexer.loader import FileContent, decode, read_file, supported_extensions
+from indexer.tags import tags_version
 from indexer.walker import FileEntry, Problem, walk_images
 
 log = logging.getLogger(__name__)
@@ -66,8 +68,8 @@ class _Job:
     twins: list[_Job] = field(default_factory=list)  # byte-identical files met while this one decodes
 
 
-SkipCallback = Callable[[str, str, str], None]
-ProgressCallback = Callable[[int], None]
+SkipCallback = Callable[[str, str, str], object]
+ProgressCallback = Callable[[int], object]
 
 
 class IndexRun:
@@ -124,7 +126,6 @@ class IndexRun:
     def _refresh_tags(self) -> None:
         """Tags of every indexed image, from the catalog alone, when the vocabulary, thresholds or model
         changed since they were computed (or the index predates tags); nothing is embedded again."""
-        from indexer.tags import tags_version
 
         version = tags_version(self.embedder.model_id)
         if self.store.stored_tags_version() != version:

@@ -19,6 +19,7 @@ back to the one writer in order of completion, and nothing else is needed.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import socket
@@ -31,7 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from cbir.config import cache_dir
 from cbir.errors import ClusterError
+from indexer.engines.load import load_embedder
+from indexer.engines.machine import inference_threads
+from indexer.loader import load_many
 from indexer.pipeline import IndexRun, _Job
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,6 @@ FORWARDED_SETTINGS = ("CBIR_CACHE", "CBIR_WEIGHTS", "CBIR_RUNTIME", "CBIR_THREAD
 
 
 def ray_available() -> bool:
-    import importlib.util
 
     return importlib.util.find_spec("ray") is not None
 
@@ -72,7 +76,6 @@ class EmbedWorker:
     def __init__(self, spec: EngineSpec) -> None:
         for name, value in spec.settings.items():
             os.environ.setdefault(name, value)
-        from indexer.engines.load import load_embedder
 
         self.embedder = load_embedder(spec.weights, spec.model, spec.runtime, spec.threads, bulk=True)
         self.threads = spec.threads
@@ -83,7 +86,6 @@ class EmbedWorker:
                 "node": socket.gethostname()}
 
     def embed(self, paths: list[str]) -> dict[str, Any]:
-        from indexer.loader import load_many
 
         loaded = list(load_many(paths, workers=self.threads))
         pixels = [item.pixels for item in loaded if item.pixels is not None]
@@ -238,8 +240,6 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
 def engine_spec(embedder, runtime: str | None, threads: int | None) -> EngineSpec:
     """The spec that makes workers load what ``embedder`` is: same model, weights file and engine. The engine is
     named, not left to 'auto', so every worker runs the driver's (checked for fidelity on the worker's CPU)."""
-    from cbir.config import cache_dir
-    from indexer.engines.machine import inference_threads
 
     weights = getattr(embedder, "weights", None)
     settings = {name: os.environ[name] for name in FORWARDED_SETTINGS if os.environ.get(name)}

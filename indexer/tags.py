@@ -28,12 +28,10 @@ import re
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from cbir.errors import UsageError
-
-if TYPE_CHECKING:
-    import numpy as np
 
 MIN_TAG_SCORE = 0.15
 SENSE_SHARE = 0.25
@@ -72,7 +70,6 @@ class Vocabulary:
     @functools.cached_property
     def membership(self) -> np.ndarray:
         """(classes, tags): 1 where the class is the tag or lies under it (only tagging needs it)."""
-        import numpy as np
 
         column = {sid: i for i, sid in enumerate(self.tag_ids)}
         matrix = np.zeros((len(self.classes), len(self.tag_ids)), np.float32)
@@ -97,7 +94,6 @@ class Vocabulary:
 
         Among scores equal to one decimal the more specific tag comes first (``dog`` before ``animal``).
         """
-        import numpy as np
 
         scores = None if imagenet_probs is None else imagenet_probs.astype(np.float32) @ self.membership
         return self.tags_from_scores(scores, category, category_probability)
@@ -105,7 +101,6 @@ class Vocabulary:
     def tags_from_scores(self, scores: np.ndarray | None, category: str | None = None,
                          category_probability: float | None = None) -> list[Tag]:
         """``tags`` from the image's scores for every tag (its ImageNet probabilities times ``membership``)."""
-        import numpy as np
 
         tags = []
         if scores is not None:
@@ -148,7 +143,6 @@ class Vocabulary:
 def imagenet_probabilities(vectors: np.ndarray, norms: np.ndarray, classifier: tuple[np.ndarray, np.ndarray]
                            ) -> np.ndarray:
     """Softmax of the ImageNet classifier on pooled features recovered as ``vectors * norms``."""
-    import numpy as np
 
     kernel, bias = classifier
     logits = (vectors * norms[:, None]).astype(np.float32) @ kernel + bias
@@ -181,7 +175,6 @@ class Tagger:
 
     def tags(self, vectors: np.ndarray, norms: np.ndarray, categories: list | None = None,
              probabilities: list | None = None) -> list[list[Tag]]:
-        import numpy as np
 
         n = len(vectors)
         categories = categories or [None] * n
@@ -203,7 +196,6 @@ def load_classifier(weights_path: str | Path) -> tuple[np.ndarray, np.ndarray] |
     way it is the one (2048, 1000) matrix and its (1000,) bias.
     """
     import h5py
-    import numpy as np
 
     found: dict[tuple[int, ...], np.ndarray] = {}
 

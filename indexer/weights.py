@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from cbir.config import cache_dir
 from cbir.errors import WeightsUnavailableError
+from index_store.atomic import atomic_write, atomic_write_text
 from indexer.resnet import build_resnet50
 from indexer.tfjs_weights import load_tfjs_into
 
@@ -119,7 +120,6 @@ def _valid_cache() -> WeightsFile | None:
 
 def _write_cache(model: keras.Model, source: str) -> WeightsFile:
     """Save ``model``'s weights into the cache; readers never see a partial file."""
-    from index_store.atomic import atomic_write, atomic_write_text
 
     target = cached_weights_path()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,13 @@ key of everything they are made from), so reusing them changes no result.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +143,41 @@ def cli_env(tmp_path, weights_file) -> dict[str, str]:
 
 
 def run_cbir(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    """`cbir ARGS` in this process, as a new process would run it: ``env`` as the environment, stdout and
+    stderr captured (click's CliRunner), the exit code from ``cbir.cli.main``. The engines loaded stay warm
+    between calls. A test that must see a real process (kill -9, a cold start, its own environment of
+    imports) uses ``run_cbir_process``."""
+    from click.testing import CliRunner
+
+    from cbir.cli import main
+
+    loggers = {name: (lg.handlers[:], lg.level, lg.propagate)
+               for name in ("cbir", "indexer", "index_store", "training") for lg in [logging.getLogger(name)]}
+    shown = warnings.showwarning
+    # The environment is ``env`` exactly: what it leaves out is unset for the run.
+    overrides: dict[str, str | None] = {**{name: None for name in os.environ if name not in env}, **env}
+    with CliRunner().isolation(env=overrides) as (out, err, _):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            for name, (handlers, level, propagate) in loggers.items():
+                logger = logging.getLogger(name)
+                logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+            warnings.showwarning = shown
+        stdout, stderr = out.getvalue(), err.getvalue()
+    if kwargs.get("text", True) is False:
+        return subprocess.CompletedProcess(args, code, stdout, stderr)
+    return subprocess.CompletedProcess(args, code, stdout.decode("utf-8", "surrogateescape"),
+                                       stderr.decode("utf-8", "surrogateescape"))
+
+
+def run_cbir_process(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    """`cbir ARGS` in a new process (for kill -9, cold starts, exit codes seen from outside)."""
     return subprocess.run(
         [sys.executable, "-m", "cbir", *args], env=env, capture_output=True, text=True, timeout=600, **kwargs
     )

@@ -35,9 +35,9 @@ def test_gallery_queries_return_mostly_their_own_category(cli_env):
     assert sum(majority.values()) >= 4, majority
 
     # Over every indexed image, from the vectors stored in the real index.
-    from index_store import IndexReader
+    from index_store.catalog import CatalogReader
 
-    reader = IndexReader.open(Path(cli_env["CBIR_HOME"]) / "index")
+    reader = CatalogReader.open(Path(cli_env["CBIR_HOME"]) / "index")
     ids, vectors = zip(*reader.iter_vectors(), strict=True)
     ids, vectors = np.concatenate(ids), np.concatenate(vectors)
     rows = reader.rows_by_ids([int(i) for i in ids])

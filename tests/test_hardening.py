@@ -71,8 +71,9 @@ def test_a_category_folder_that_is_a_link_is_never_used(tmp_path, photos, cli_en
 
 def test_a_folder_swapped_for_a_link_after_planning_stops_that_move(tmp_path, photos, cli_env, monkeypatch):
     """The check is made at move time, by the move itself: not only when the plan is made."""
-    from cbir.clean import CleanRequest, execute_clean, prepare_clean
-    from cbir.session import MoveSession
+    from cbir.moves.clean import execute_clean, plan_clean
+    from cbir.moves.session import MoveSession
+    from indexer.model import resolve_model
 
     root, outside = tmp_path / "photos", tmp_path / "outside"
     outside.mkdir()
@@ -81,8 +82,8 @@ def test_a_folder_swapped_for_a_link_after_planning_stops_that_move(tmp_path, ph
     _index(root, cli_env)
     monkeypatch.setenv("CBIR_HOME", cli_env["CBIR_HOME"])
     with MoveSession.open(_index_dir(cli_env)) as session:
-        plan, chosen = prepare_clean(session, CleanRequest(["all"], min_confidence=0.0),
-                                     lambda *args: pytest.fail("nothing should need indexing"))
+        chosen = resolve_model("default").classes
+        plan = plan_clean(session.store, chosen, chosen, session.roots, session.roots, None, 0.0)
         assert {Path(m.dst).parent.name for m in plan.moves} == {"people", "landscape"}
         (root / "people").symlink_to(outside, target_is_directory=True)  # after the plan, before the move
         result = execute_clean(plan, session.journal, session.store, chosen, None, session.roots)
@@ -314,7 +315,7 @@ def test_an_undo_killed_mid_move_is_settled_by_the_next_one(tmp_path, photos, cl
     assert run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes"], cli_env).returncode == 0
     # Die exactly after the file got its old name back and before the other name is removed.
     killer = ("import os, signal, sys\n"
-              "import cbir.safe_move as m\n"
+              "import cbir.moves.safe_move as m\n"
               "m._unlink_durably = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
               "from cbir.cli import main\n"
               "sys.argv = ['cbir', 'undo', '--yes']\n"
@@ -437,7 +438,7 @@ def test_a_100_megapixel_camera_jpeg_is_indexed(tmp_path, cli_env):
 
 def test_identical_copies_in_one_batch_are_decoded_once(tmp_path, photos, embedder, monkeypatch):
     import indexer.pipeline as pipeline
-    from index_store import IndexStore
+    from index_store.writer import IndexStore, fixed_claim
 
     root = tmp_path / "copies"
     first = save_photo(photos["coffee"], root / "a.jpg")
@@ -447,7 +448,7 @@ def test_identical_copies_in_one_batch_are_decoded_once(tmp_path, photos, embedd
     decoded = []
     real_decode = pipeline.decode
     monkeypatch.setattr(pipeline, "decode", lambda data, *a: decoded.append(len(data)) or real_decode(data, *a))
-    with IndexStore.open(tmp_path / "index", embedder.model_id, embedder.dim) as store:
+    with IndexStore.open(tmp_path / "index", fixed_claim(embedder.model_id, embedder.dim)) as store:
         summary = pipeline.IndexRun(store, embedder, batch_size=8).run([str(root)])
         vectors = {row.path: store.vector(row.id) for row in map(store.row_by_path, map(str, root.iterdir()))}
     assert summary.added == 5 and len(decoded) == 2

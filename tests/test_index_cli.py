@@ -134,7 +134,7 @@ def test_killed_index_leaves_a_usable_index_and_a_rerun_completes(photos, cli_en
 
 
 def test_busy_index_is_refused(photo_tree, cli_env):
-    from index_store import IndexStore
+    from index_store.writer import IndexStore
 
     lock = IndexStore.lock(Path(cli_env["CBIR_HOME"]) / "index")
     try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from index_store.catalog import CatalogReader
 from index_store.faiss_index import search_within
 from index_store.manifest import read_manifest
-from index_store.store import IndexReader, IndexStore
+from index_store.publish import load_search_index
+from index_store.writer import IndexStore, fixed_claim
 
 DIM = 2048
 N = 100_000
@@ -33,7 +35,7 @@ def test_ivfpq_on_disk_recall_reopen_and_patch(tmp_path):
     centres = np.random.default_rng(0).standard_normal((1000, DIM), dtype=np.float32) / np.sqrt(DIM)
     vectors = _clustered(N, 1, centres)
     index_dir = tmp_path / "index"
-    with IndexStore.open(index_dir, "synthetic", DIM) as store:
+    with IndexStore.open(index_dir, fixed_claim("synthetic", DIM)) as store:
         store.set_index_type("ivfpq")
         _fill(store, vectors, 0)
         store.finish()
@@ -46,8 +48,8 @@ def test_ivfpq_on_disk_recall_reopen_and_patch(tmp_path):
     queries = _clustered(100, 2, centres)
     truth = np.argsort(-(queries @ stored.T), axis=1)[:, :10] + 1  # catalog ids start at 1
 
-    reader = IndexReader.open(index_dir)
-    index = reader.load_faiss()
+    reader = CatalogReader.open(index_dir)
+    index = load_search_index(reader)
     _, found = index.search(queries, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
     assert recall >= 0.95, recall
@@ -56,20 +58,20 @@ def test_ivfpq_on_disk_recall_reopen_and_patch(tmp_path):
     assert all(int(i) in allowed for i in within.ravel()) and (within >= 0).all()
     reader.close()
 
-    again = IndexReader.open(index_dir)  # reopened: the same answers from the memory-mapped lists
-    _, found_again = again.load_faiss().search(queries, 10)
+    again = CatalogReader.open(index_dir)  # reopened: the same answers from the memory-mapped lists
+    _, found_again = load_search_index(again).search(queries, 10)
     again.close()
     assert (found_again == found).all()
 
     extra = _clustered(500, 3, centres)
-    with IndexStore.open(index_dir, "synthetic", DIM) as store:
+    with IndexStore.open(index_dir, fixed_claim("synthetic", DIM)) as store:
         _fill(store, extra, N)
         store.finish()
         assert store.patched
     patched = read_manifest(index_dir)
     assert patched is not None and patched.count == N + 500 and patched.ivf_data_file != manifest.ivf_data_file
     assert not data.exists()  # the earlier generation's lists are gone once nothing refers to them
-    reader = IndexReader.open(index_dir)
-    scores, ids = reader.load_faiss().search(extra[:20], 1)
+    reader = CatalogReader.open(index_dir)
+    scores, ids = load_search_index(reader).search(extra[:20], 1)
     reader.close()
     assert (ids[:, 0] == np.arange(N + 1, N + 21)).all() and (scores[:, 0] > 0.999).all()

@@ -98,7 +98,7 @@ def test_ray_index_gives_the_local_catalog_first_time_and_incrementally(tmp_path
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, photos, cli_env, monkeypatch):
-    from index_store.store import IndexStore
+    from index_store.writer import IndexStore, fixed_claim
     from indexer import ray_index
     from indexer.engines.load import load_embedder
 
@@ -119,7 +119,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, photos, 
             killed.append(pid)
 
     index_dir = tmp_path / "index"
-    with IndexStore.open(index_dir, embedder.model_id, embedder.dim) as store:
+    with IndexStore.open(index_dir, fixed_claim(embedder.model_id, embedder.dim)) as store:
         run = ray_index.RayIndexRun(store, embedder, spec, None, on_progress=on_progress)
         summary = run.run([str(root)])
     assert killed and summary.added == 48 and summary.skipped_total == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index_store import IndexReader, IndexStore
+from index_store.catalog import CatalogReader
 from index_store.faiss_index import EXACT_LIMIT, plan_index
 from index_store.manifest import read_manifest
+from index_store.publish import load_search_index
+from index_store.writer import IndexStore, fixed_claim
 
 DIM = 64
 
@@ -22,7 +24,7 @@ def _clustered(n: int, seed: int) -> np.ndarray:
 
 
 def _store(index_dir, vectors: np.ndarray, index_type: str | None = None, offset: int = 0) -> list[int]:
-    with IndexStore.open(index_dir, "model-a", DIM) as store:
+    with IndexStore.open(index_dir, fixed_claim("model-a", DIM)) as store:
         if index_type:
             store.set_index_type(index_type)
         run = store.begin_run("/photos")
@@ -32,9 +34,9 @@ def _store(index_dir, vectors: np.ndarray, index_type: str | None = None, offset
 
 
 def _search(index_dir, queries: np.ndarray, k: int = 10) -> np.ndarray:
-    reader = IndexReader.open(index_dir)
+    reader = CatalogReader.open(index_dir)
     try:
-        return reader.load_faiss().search(queries, k)[1]
+        return load_search_index(reader).search(queries, k)[1]
     finally:
         reader.close()
 
@@ -67,7 +69,7 @@ def test_ivf_index_keeps_recall_and_is_patched_in_place(tmp_path):
     # Remove 500 and add 300 more: the published index is patched, and answers like a fresh one.
     extra = _clustered(300, seed=3)
     removed = set(ids[:500].tolist())
-    with IndexStore.open(tmp_path, "model-a", DIM) as store:
+    with IndexStore.open(tmp_path, fixed_claim("model-a", DIM)) as store:
         for image_id in removed:
             store.remove(image_id)
         run = store.begin_run("/photos")
@@ -84,14 +86,14 @@ def test_hnsw_rebuilds_on_removal_and_type_changes_rebuild(tmp_path):
     vectors = _clustered(1500, seed=4)
     ids = _store(tmp_path, vectors, "hnsw")
     assert read_manifest(tmp_path).index_type == "hnsw"
-    with IndexStore.open(tmp_path, "model-a", DIM) as store:
+    with IndexStore.open(tmp_path, fixed_claim("model-a", DIM)) as store:
         store.remove(ids[0])
         store.finish()
         assert not store.patched  # HNSW cannot remove: rebuilt
     assert ids[0] not in _search(tmp_path, vectors[:1], k=10)[0]
     assert _search(tmp_path, vectors[1:2], k=1)[0][0] == ids[1]
 
-    with IndexStore.open(tmp_path, "model-a", DIM) as store:
+    with IndexStore.open(tmp_path, fixed_claim("model-a", DIM)) as store:
         store.set_index_type("flat")
         store.finish()  # nothing else changed, but the kind did
     manifest = read_manifest(tmp_path)

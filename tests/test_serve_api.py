@@ -70,23 +70,30 @@ def indexed(tmp_path_factory, photos, env) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def library(indexed, weights_file):
+    """The served index with the server's warm model, loaded once for the module."""
+    from cbir.warm import Warm
     from cbir.web.library import Library
 
-    library = Library(indexed[1], weights=str(weights_file))
-    library.warm()
+    library = Library(indexed[1])
+    library.warm_model = Warm(weights=str(weights_file), bulk=True, work=1)
+    library.warm(library.warm_model)
     return library
 
 
 def make_client(library, *, host: str = "127.0.0.1", token: str | None = None, read_only: bool = False,
-                max_upload_bytes: int | None = None, index: Path | None = None) -> TestClient:
-    from cbir.web.app import MAX_UPLOAD_BYTES, Server, create_app
+                max_upload_bytes: int | None = None, max_upload_pixels: int | None = None,
+                index: Path | None = None) -> TestClient:
+    from cbir.warm import Warm
+    from cbir.web.app import create_app
     from cbir.web.library import Library
     from cbir.web.security import Guard
+    from cbir.web.server import MAX_UPLOAD_BYTES, Server
 
-    if index is not None:  # the same warm model over another index
-        library = Library(index, embedder=library.loaded_embedder)
-    server = Server(library, Guard(host, token), read_only=read_only,
-                    max_upload_bytes=max_upload_bytes or MAX_UPLOAD_BYTES)
+    served = Library(index) if index is not None else library
+    warm = Warm(embedder=library.warm_model.loaded_embedder, bulk=True, work=1)  # the same warm model
+    server = Server(served, Guard(host, token), warm, read_only=read_only,
+                    max_upload_bytes=max_upload_bytes or MAX_UPLOAD_BYTES,
+                    **({"max_upload_pixels": max_upload_pixels} if max_upload_pixels else {}))
     return TestClient(create_app(server), base_url=f"http://{host}:8000", raise_server_exceptions=False)
 
 
@@ -238,10 +245,8 @@ def test_bad_uploads_get_a_clear_4xx(client, library, photos):
     assert len(big) > 50_000
     assert upload(big, small).status_code == 413
 
-    from cbir.web.library import Library
-
-    pixel_capped = Library(library.index_dir, embedder=library.loaded_embedder, max_upload_pixels=100_000)
-    response = make_client(pixel_capped).post("/api/query", files={"image": ("x.jpg", big, "image/jpeg")})
+    capped = make_client(library, max_upload_pixels=100_000)
+    response = capped.post("/api/query", files={"image": ("x.jpg", big, "image/jpeg")})
     assert response.status_code == 413 and "too many pixels" in response.json()["error"]["message"]
 
     assert client.post("/api/query", data={"k": "3"}).status_code == 422  # no picture

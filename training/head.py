@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from indexer.categorizer import OTHER, Categorizer
 from indexer.resnet import EMBEDDING_DIM
 
 COSINE_SCALE = 16.0
@@ -80,7 +81,6 @@ def fit_categorizer(train_x: np.ndarray, train_y: list[str], val_x: np.ndarray, 
     """A calibrated open-set categorizer from frozen unit features; labels are class names or "other"."""
     from sklearn.linear_model import LogisticRegression
 
-    from indexer.categorizer import OTHER, Categorizer
 
     labels = np.asarray(train_y)
     head_classes = [*classes, OTHER] if OTHER in set(train_y) else list(classes)

@@ -24,9 +24,20 @@ from cbir import __version__
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.errors import UsageError
 from indexer.categorizer import OTHER
+from indexer.embedder import weights_digest
+from indexer.engines.keras_engine import KerasEmbedder
 from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, CATEGORIZER_FILE, TRUNK_FILE, ModelRef
 from indexer.resnet import EMBEDDING_DIM, INPUT_SIZE
+from indexer.weights import ensure_weights
+from training.augment import build_augmenter
+from training.classification_metrics import classification_report
 from training.data_check import DatasetCheck, check_dataset
+from training.features import extract_features
+from training.finetune import DEFAULT_LEARNING_RATE, FINE_TUNE_MODES, STEP_COST, fine_tune
+from training.head import OTHER_WEIGHT, build_head, fit_categorizer, fit_head
+from training.keras_progress import fit_progress
+from training.open_set_metrics import open_set_report
+from training.plots import plot_confusion, plot_curves
 from training.progress import ProgressFactory, no_progress
 from training.split import SPLIT_FILE, Split, stratified_split
 
@@ -73,7 +84,6 @@ class TrainResult:
 
 
 def train(options: TrainOptions) -> TrainResult:
-    from training.finetune import FINE_TUNE_MODES
 
     if options.fine_tune not in FINE_TUNE_MODES:
         raise UsageError(f"--fine-tune must be one of {', '.join(FINE_TUNE_MODES)}")
@@ -126,14 +136,6 @@ def _report_data(data: DatasetCheck, min_per_class: int) -> None:
 def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainOptions, started: float) -> dict:
     import keras
 
-    from indexer.embedder import weights_digest
-    from indexer.engines.keras_engine import KerasEmbedder
-    from indexer.weights import ensure_weights
-    from training.augment import build_augmenter
-    from training.finetune import DEFAULT_LEARNING_RATE, STEP_COST, fine_tune
-    from training.head import OTHER_WEIGHT, build_head, fit_categorizer, fit_head
-    from training.keras_progress import fit_progress
-    from training.plots import plot_curves
 
     keras.utils.set_random_seed(options.seed)
     classes = data.classes
@@ -213,7 +215,6 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
 def _features(embedder, data: DatasetCheck, idx: dict[str, list[int]], class_index: dict[str, int], augmenter,
               options: TrainOptions, what: str):
     """Features of the training split (plus augmented copies) and of the validation split, and the rate."""
-    from training.features import extract_features
 
     copies = options.augment_copies
     passes = len(idx["train"]) * (1 + copies) + len(idx["val"])
@@ -234,9 +235,6 @@ def _features(embedder, data: DatasetCheck, idx: dict[str, list[int]], class_ind
 
 def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], staging: Path) -> dict:
     """Classification over the categories and "other", and the open-set figures, on the test split."""
-    from training.classification_metrics import classification_report
-    from training.open_set_metrics import open_set_report
-    from training.plots import plot_confusion
 
     if not test_idx:
         return {"note": "no test split (--test-fraction 0)"}

@@ -15,8 +15,15 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from cbir.actions import clean as cleaning
+from cbir.actions import duplicates as dups
+from cbir.actions import search
+from cbir.actions import undo as undoing
+from cbir.actions.clean import CleanRequest
+from cbir.actions.status import status as status_action
 from cbir.config import DEFAULT_MIN_CONFIDENCE
-from cbir.web import actions
+from cbir.web.server import Server, TooLarge
+from cbir.web.thumbnails import indexed_bytes
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -24,13 +31,11 @@ Level = Literal["exact", "near", "similar"]
 
 
 
-def server_of(request: Request):
+def server_of(request: Request) -> Server:
     return request.app.state.server
 
 
-def read_upload(server, upload: UploadFile) -> bytes:
-    from cbir.web.app import TooLarge
-
+def read_upload(server: Server, upload: UploadFile) -> bytes:
     data = upload.file.read(server.max_upload_bytes + 1)
     if len(data) > server.max_upload_bytes:
         raise TooLarge(f"upload over the {server.max_upload_bytes // (1 << 20)} MiB limit")
@@ -46,7 +51,7 @@ def session(request: Request) -> dict:
 @router.get("/status")
 def status(request: Request) -> dict:
     """`cbir status --json`."""
-    return server_of(request).library.status()
+    return status_action(server_of(request).index_dir)
 
 
 @router.post("/query")
@@ -55,8 +60,8 @@ def query_upload(request: Request, image: Annotated[UploadFile, File(description
                  tag: Annotated[list[str] | None, Form()] = None) -> list[dict]:
     """`cbir query IMAGE --json` with an uploaded picture: the k most similar indexed images, best first."""
     server = server_of(request)
-    hits = server.library.query_upload(read_upload(server, image), k, exclude_self=exclude_self, tags=tag)
-    return [h.as_dict() for h in hits]
+    return search.query_bytes(server.index_dir, read_upload(server, image), k, exclude_self=exclude_self, tags=tag,
+                              warm=server.warm, max_pixels=server.max_upload_pixels)
 
 
 @router.get("/query")
@@ -64,15 +69,15 @@ def query_id(request: Request, id: Annotated[int, Query(description="An indexed 
              k: Annotated[int, Query(ge=1, le=500)] = 10, exclude_self: bool = False,
              tag: Annotated[list[str] | None, Query()] = None) -> list[dict]:
     """More like an indexed image (from its stored vector), as `cbir query --json` answers."""
-    hits = server_of(request).library.query_id(id, k, exclude_self=exclude_self, tags=tag)
-    return [h.as_dict() for h in hits]
+    server = server_of(request)
+    return search.query_id(server.index_dir, id, k, exclude_self=exclude_self, tags=tag, warm=server.warm)
 
 
 @router.get("/find")
 def find(request: Request, word: Annotated[list[str], Query(description="Every one of these words")],
          k: Annotated[int, Query(ge=1, le=500)] = 10) -> list[dict]:
     """`cbir find WORD... --json`: images tagged with every word, best first."""
-    return [f.as_dict() for f in server_of(request).library.find(word, k)]
+    return search.find(server_of(request).index_dir, word, k)
 
 
 @router.get("/images")
@@ -113,8 +118,6 @@ def _picture(request: Request, image_id: int, size: str) -> Response:
 @router.get("/images/{image_id}/file", response_class=Response)
 def original(request: Request, image_id: int) -> Response:
     """The indexed file itself, only while its bytes are still the ones indexed."""
-    from cbir.web.thumbnails import indexed_bytes
-
     row = server_of(request).library.row(image_id)
     data = indexed_bytes(row)
     kind = mimetypes.guess_type(os.fsencode(row.path).decode("utf-8", "replace"))[0] or "application/octet-stream"
@@ -127,9 +130,7 @@ def original(request: Request, image_id: int) -> Response:
 @router.get("/history")
 def history(request: Request) -> list[dict]:
     """`cbir history --json`."""
-    from cbir.undo import clean_history
-
-    return [r.as_dict() for r in clean_history(server_of(request).index_dir)]
+    return undoing.history(server_of(request).index_dir)
 
 
 class CleanBody(BaseModel):
@@ -156,21 +157,15 @@ CsrfHeader = Annotated[str | None, Header(alias="X-CSRF-Token", description="csr
 def clean_plan(request: Request, body: CleanBody, x_csrf_token: CsrfHeader = None) -> dict:
     """`cbir clean --json` without --yes: what would move where (new or changed files are indexed first)."""
     server = server_of(request).act(x_csrf_token)
-    return actions.clean(server.index_dir, body.categories, min_confidence=body.min_confidence)
+    return cleaning.clean_plan(server.index_dir, CleanRequest(body.categories, min_confidence=body.min_confidence))
 
 
 @router.post("/clean", status_code=202)
 def clean(request: Request, body: CleanBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
     """`cbir clean --yes --json` as a job: move the planned files (only ``ids``, when given)."""
     server = server_of(request).act(x_csrf_token)
-    job = start_clean(server, body.categories, body.min_confidence, set(body.ids) if body.ids is not None else None)
+    job = server.start_clean(body.categories, body.min_confidence, set(body.ids) if body.ids is not None else None)
     return _accepted(job)
-
-
-def start_clean(server, categories: list[str], min_confidence: float, chosen: set[int] | None):
-    return server.jobs.start("clean", lambda job: actions.clean(
-        server.index_dir, categories, min_confidence=min_confidence, apply=True, chosen=chosen,
-        on_total=lambda n: setattr(job, "total", n), on_progress=job.advance))
 
 
 @router.post("/undo")
@@ -178,44 +173,27 @@ def undo(request: Request, body: UndoBody, x_csrf_token: CsrfHeader = None) -> A
     """`cbir undo --json`: the dry run at once, or (dry_run false) a job that puts the files back."""
     server = server_of(request).act(x_csrf_token)
     if body.dry_run:
-        return actions.undo(server.index_dir, body.run_id)
-    return _accepted(start_undo(server, body.run_id))
-
-
-def start_undo(server, run_id: int | None):
-    return server.jobs.start("undo", lambda job: actions.undo(
-        server.index_dir, run_id, apply=True, on_total=lambda n: setattr(job, "total", n),
-        on_progress=job.advance))
+        return undoing.undo_plan(server.index_dir, body.run_id)
+    return _accepted(server.start_undo(body.run_id))
 
 
 @router.get("/duplicates")
 def duplicates(request: Request, level: Level = "near") -> dict:
     """`cbir duplicates --json`: groups of copies, the one to keep first."""
-    return actions.duplicates(server_of(request).index_dir, level)
+    return dups.duplicates(server_of(request).index_dir, level)
 
 
 @router.post("/duplicates/scan", status_code=202)
 def duplicates_scan(request: Request, body: DuplicatesBody) -> JSONResponse:
     """`cbir duplicates --json` as a job with progress, for large libraries."""
-    return _accepted(start_duplicates_scan(server_of(request), body.level))
-
-
-def start_duplicates_scan(server, level: str):
-    return server.jobs.start("duplicates", lambda job: actions.duplicates(
-        server.index_dir, level, on_total=lambda n: setattr(job, "total", n), on_progress=job.advance))
+    return _accepted(server_of(request).start_duplicates_scan(body.level))
 
 
 @router.post("/duplicates/move", status_code=202)
 def duplicates_move(request: Request, body: DuplicatesBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
     """`cbir duplicates --move-extras --yes --json` as a job (only ``ids``, when given)."""
     server = server_of(request).act(x_csrf_token)
-    return _accepted(start_duplicates_move(server, body.level, set(body.ids) if body.ids is not None else None))
-
-
-def start_duplicates_move(server, level: str, chosen: set[int] | None):
-    return server.jobs.start("duplicates-move", lambda job: actions.move_duplicates(
-        server.index_dir, level, chosen=chosen, on_total=lambda n: setattr(job, "total", n),
-        on_progress=job.advance))
+    return _accepted(server.start_duplicates_move(body.level, set(body.ids) if body.ids is not None else None))
 
 
 @router.get("/jobs/{job_id}")

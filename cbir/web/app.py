@@ -7,7 +7,6 @@ a bad request is a 4xx with a one-line message, never a traceback.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -31,30 +30,16 @@ from cbir.errors import (
     UsageError,
     WeightsUnavailableError,
 )
-from cbir.web.jobs import Jobs, NoSuchJob, error_body
-from cbir.web.library import Library
-from cbir.web.security import CSRF_FIELD, CSRF_HEADER, TOKEN_COOKIE, Guard
-from cbir.web.thumbnails import Thumbnails
+from cbir.web import api, pages
+from cbir.web.jobs import NoSuchJob, error_body
+from cbir.web.pages import render
+from cbir.web.security import TOKEN_COOKIE
+from cbir.web.server import Forbidden, Server, ServerReadOnly, TooLarge
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-MAX_UPLOAD_BYTES = 32 * 1024 * 1024
-MAX_UPLOAD_PIXELS = 100_000_000  # a 100-megapixel picture; anything larger is not a photo to search with
 _FORM_ROOM = 64 * 1024  # multipart headers and fields beside the file
-
-
-class ServerReadOnly(CbirError):
-    """An action that moves files, asked of a server started with --read-only (HTTP 403)."""
-
-
-class Forbidden(CbirError):
-    """A request from another site, or without the form token (HTTP 403)."""
-
-
-class TooLarge(CbirError):
-    """A request body over the upload limit (HTTP 413)."""
-
 
 STATUS: dict[type[CbirError], int] = {
     UsageError: 400, ImageNotFoundError: 404, NoSuchJob: 404, IndexEmptyError: 404, IndexBusyError: 409,
@@ -73,62 +58,7 @@ def http_status(exc: CbirError) -> int:
     return 500
 
 
-@dataclass
-class Server:
-    """Everything a request handler needs, made once per server."""
-
-    library: Library
-    guard: Guard
-    read_only: bool = False
-    max_upload_bytes: int = MAX_UPLOAD_BYTES
-    thumbnails: Thumbnails = field(init=False)
-    jobs: Jobs = field(default_factory=Jobs)
-
-    def __post_init__(self) -> None:
-        self.thumbnails = Thumbnails(self.library.index_dir)
-
-    @property
-    def index_dir(self) -> Path:
-        return self.library.index_dir
-
-    def writable(self) -> None:
-        if self.read_only:
-            raise ServerReadOnly("this server was started with --read-only: it does not move files")
-
-    def act(self, csrf: str | None) -> Server:
-        """This server, for an action that moves files: refused when read-only or without the form token."""
-        self.writable()
-        self.check_csrf(csrf)
-        return self
-
-    def check_csrf(self, offered: str | None) -> None:
-        if not self.guard.csrf_ok(offered):
-            raise Forbidden("missing or wrong form token: reload the page (programs: send the csrf_token of "
-                            "GET /api/session as the X-CSRF-Token header)")
-
-    def session_info(self) -> dict:
-        return {"version": __version__, "index": str(self.index_dir), "read_only": self.read_only,
-                "csrf_token": self.guard.csrf, "max_upload_bytes": self.max_upload_bytes,
-                "max_upload_pixels": self.library.max_upload_pixels}
-
-    def make_thumbnails_in_background(self) -> None:
-        def rows():
-            try:
-                with self.library.reader() as reader:
-                    return list(reader.rows_page(None, None, 0, 1 << 62)[1])
-            except CbirError:
-                return []
-
-        self.thumbnails.make_missing(rows, lambda row, exc: log.info("no thumbnail for %s: %s", row.path, exc))
-
-    def close(self) -> None:
-        self.thumbnails.close()
-        self.jobs.close()
-
-
 def create_app(server: Server) -> FastAPI:
-    from cbir.web import api, pages
-
     app = FastAPI(title="cbir", version=__version__, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json",
                   description="Content-based image retrieval over your own photos; the same JSON as the CLI's "
@@ -190,9 +120,4 @@ def _refuse(request: Request, status: int, kind: str, message: str) -> Response:
 def _error_response(request: Request, status: int, body: dict) -> Response:
     if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
         return JSONResponse({"error": body}, status_code=status)
-    from cbir.web.pages import render
-
     return render(request, "error.html", {"status": status, "error": body}, status_code=status)
-
-
-__all__ = ["CSRF_FIELD", "CSRF_HEADER", "Server", "create_app"]

@@ -10,11 +10,15 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from cbir.actions import clean as cleaning
+from cbir.actions import search as searching
+from cbir.actions import undo as undoing
+from cbir.actions.clean import CleanRequest
 from cbir.config import DEFAULT_MIN_CONFIDENCE
-from cbir.errors import CbirError
+from cbir.duplicates import LEVELS
+from cbir.errors import UsageError
 from cbir.search import MATCH_SCORE, RELATED_SCORE
-from cbir.web import actions
-from cbir.web.api import read_upload, server_of, start_clean, start_duplicates_move, start_duplicates_scan, start_undo
+from cbir.web.api import read_upload, server_of
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=os.path.join(os.path.dirname(__file__), "templates"))
@@ -66,10 +70,10 @@ def search(request: Request, id: int | None = None, q: str | None = None,
     server = server_of(request)
     context: dict[str, Any] = {"hits": None, "q": q or "", "k": k, "query_id": id}
     if id is not None:
-        context["hits"] = [h.as_dict() for h in server.library.query_id(id, k)]
+        context["hits"] = searching.query_id(server.index_dir, id, k, warm=server.warm)
         context["title"] = "More like this"
     elif q:
-        context["hits"] = [h.as_dict() for h in server.library.find(q.split(), k)]
+        context["hits"] = searching.find(server.index_dir, q.split(), k)
         context["title"] = f"Tagged {q}"
     return render(request, "search.html", {**context, "status": server.library.status()})
 
@@ -78,8 +82,9 @@ def search(request: Request, id: int | None = None, q: str | None = None,
 def search_upload(request: Request, image: Annotated[UploadFile, File()],
                   k: Annotated[int, Form(ge=1, le=500)] = 24) -> HTMLResponse:
     server = server_of(request)
-    hits = server.library.query_upload(read_upload(server, image), k)
-    return render(request, "search.html", {"hits": [h.as_dict() for h in hits], "q": "", "k": k, "query_id": None,
+    hits = searching.query_bytes(server.index_dir, read_upload(server, image), k, warm=server.warm,
+                                 max_pixels=server.max_upload_pixels)
+    return render(request, "search.html", {"hits": hits, "q": "", "k": k, "query_id": None,
                                            "title": f"Like {_display(image.filename or 'your picture')}",
                                            "status": server.library.status()})
 
@@ -88,17 +93,15 @@ def search_upload(request: Request, image: Annotated[UploadFile, File()],
 def image(request: Request, image_id: int) -> HTMLResponse:
     server = server_of(request)
     details = server.library.image(image_id)
-    neighbours = [h.as_dict() for h in server.library.query_id(image_id, 13, exclude_self=True)]
+    neighbours = searching.query_id(server.index_dir, image_id, 13, exclude_self=True, warm=server.warm)
     return render(request, "image.html", {"image": details, "neighbours": neighbours})
 
 
 @router.get("/clean", response_class=HTMLResponse)
 def clean(request: Request) -> HTMLResponse:
-    from cbir.undo import clean_history
-
     server = server_of(request)
     status, note = _index_state(server)
-    runs = [r.as_dict() for r in clean_history(server.index_dir)] if not note else []
+    runs = undoing.history(server.index_dir) if not note else []
     return render(request, "clean.html", {"status": status, "note": note, "runs": list(reversed(runs)),
                                           "min_confidence": DEFAULT_MIN_CONFIDENCE})
 
@@ -108,7 +111,7 @@ def clean_plan(request: Request, csrf_token: Annotated[str, Form()],
                category: Annotated[list[str] | None, Form()] = None,
                min_confidence: Annotated[float, Form(ge=0, le=1)] = DEFAULT_MIN_CONFIDENCE) -> HTMLResponse:
     server = server_of(request).act(csrf_token)
-    plan = actions.clean(server.index_dir, category or [], min_confidence=min_confidence)
+    plan = cleaning.clean_plan(server.index_dir, CleanRequest(category or [], min_confidence=min_confidence))
     groups: dict[str, list[dict]] = defaultdict(list)
     for move in plan["moves"]:
         groups[os.path.dirname(move["destination"])].append(move)
@@ -121,14 +124,14 @@ def clean_apply(request: Request, csrf_token: Annotated[str, Form()],
                 category: Annotated[list[str], Form()], min_confidence: Annotated[float, Form(ge=0, le=1)],
                 id: Annotated[list[int] | None, Form()] = None) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
-    job = start_clean(server, category, min_confidence, set(id or []))
+    job = server.start_clean(category, min_confidence, set(id or []))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.post("/undo")
 def undo(request: Request, csrf_token: Annotated[str, Form()], run_id: Annotated[int, Form()]) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
-    job = start_undo(server, run_id)
+    job = server.start_undo(run_id)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -146,12 +149,9 @@ def duplicates(request: Request, job: str | None = None) -> HTMLResponse:
 
 @router.post("/duplicates/scan")
 def duplicates_scan(request: Request, level: Annotated[str, Form()] = "near") -> RedirectResponse:
-    from cbir.duplicates import LEVELS
-    from cbir.errors import UsageError
-
     if level not in LEVELS:
         raise UsageError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
-    job = start_duplicates_scan(server_of(request), level)
+    job = server_of(request).start_duplicates_scan(level)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -159,7 +159,7 @@ def duplicates_scan(request: Request, level: Annotated[str, Form()] = "near") ->
 def duplicates_move(request: Request, csrf_token: Annotated[str, Form()], level: Annotated[str, Form()],
                     id: Annotated[list[int] | None, Form()] = None) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
-    job = start_duplicates_move(server, level, set(id or []))
+    job = server.start_duplicates_move(level, set(id or []))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -172,9 +172,5 @@ def job(request: Request, job_id: str) -> HTMLResponse:
 def status(request: Request) -> HTMLResponse:
     server = server_of(request)
     thumbs = server.thumbnails
-    return render(request, "status.html", {"status": server.library.status(), "runtime": server.library.runtime,
+    return render(request, "status.html", {"status": server.library.status(), "runtime": server.runtime,
                                            "thumbnails": (thumbs.background_done, thumbs.background_total)})
-
-
-
-__all__ = ["CbirError", "render", "router"]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cbir.errors import ImageNotFoundError
+from indexer.loader import read_file, thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ class Thumbnails:
                 self._pending.pop(key, None)
 
     def _make(self, row, size: str) -> bytes:
-        from indexer.loader import thumbnail
 
         data = indexed_bytes(row)
         picture = thumbnail(data, SIZES[size])
@@ -116,7 +116,6 @@ class Thumbnails:
 
 def indexed_bytes(row) -> bytes:
     """The bytes of an indexed file, only while they are still what was indexed."""
-    from indexer.loader import read_file
 
     if os.path.islink(row.path) and not os.path.isfile(row.path):
         raise ImageNotFoundError(f"{row.path} is a dangling link now")

@@ -11,10 +11,12 @@ and category on all of them. An engine that computes below float32 (int8, bf16, 
 from __future__ import annotations
 
 import functools
+from importlib.resources import files
 
 import numpy as np
 
 from indexer.engines.table import Engine
+from indexer.loader import decode
 
 MIN_COSINE = 0.99
 MIN_FLOAT_AGREEMENT = 1.0
@@ -29,9 +31,7 @@ def photo_set(engine: Engine) -> str:
 @functools.cache
 def shipped_photos(part: str) -> np.ndarray:
     """Photos that ship with cbir (``cbir/data/<part>``), as the network sees them: 224x224 uint8 RGB."""
-    from importlib.resources import files
 
-    from indexer.loader import decode
 
     folder = files("cbir").joinpath("data", *part.split("/"))
     names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".jpg"))

@@ -17,7 +17,7 @@ from indexer.embedder import Embedder
 from indexer.engines.build import build_engine
 from indexer.engines.machine import gpu_available, inference_threads
 from indexer.engines.measure import Measurer
-from indexer.engines.profile import Profile
+from indexer.engines.profile import Profile, choose
 from indexer.engines.table import ENGINES, KERAS, MEASURE_FROM, parse_runtime
 from indexer.model import ModelRef, resolve_model
 from indexer.weights import ensure_weights
@@ -87,7 +87,6 @@ def _from_profile(profile: Profile, bulk: bool, ref: ModelRef, measurer: Measure
 
 def _fastest_of_family(profile: Profile, family: str, bulk: bool, ref: ModelRef, measurer: Measurer, weights,
                        threads: int) -> Embedder:
-    from indexer.engines.profile import choose
 
     verdicts = [v for v in profile.verdicts.values() if ENGINES[v.engine].family == family]
     choice = choose(verdicts, bulk)

@@ -22,7 +22,9 @@ from typing import Any
 
 from cbir.errors import ModelError
 from indexer.engines.files import TrunkFiles, prune_old_formats, trunk_files, trunk_key
+from indexer.engines.litert_engine import litert_available
 from indexer.engines.machine import describe, machine_key
+from indexer.engines.openvino_engine import int8_available, openvino_available, reduced_precisions
 from indexer.engines.profile import Profile, Verdict, read_profile, write_profile
 from indexer.engines.table import ENGINES, KERAS, Engine, candidates
 from indexer.model import ModelRef
@@ -92,8 +94,6 @@ class Measurer:
 
     def candidates(self) -> list[Engine]:
         """The engines this machine can run."""
-        from indexer.engines.litert_engine import litert_available
-        from indexer.engines.openvino_engine import int8_available, openvino_available, reduced_precisions
 
         openvino = openvino_available()
         return candidates(litert_available(), openvino, reduced_precisions() if openvino else [], int8_available())

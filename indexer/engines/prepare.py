@@ -20,6 +20,10 @@ from indexer.embedder import Embedder
 from indexer.engines.build import build_engine, export_files, read_export
 from indexer.engines.fidelity import FLOAT_SET, REDUCED_SET, bar, compare, faithful, photo_set, shipped_photos
 from indexer.engines.files import EXPORT_FORMAT, RuntimeFiles, TrunkFiles
+from indexer.engines.keras_engine import KerasEmbedder
+from indexer.engines.litert_engine import export_tflite, litert_available
+from indexer.engines.openvino_engine import convert, openvino_available, output_order, save
+from indexer.engines.openvino_engine import quantize as nncf_quantize
 from indexer.engines.table import ENGINES
 from indexer.model import ModelRef
 from indexer.resnet import preprocess
@@ -51,9 +55,6 @@ def _meta(files: RuntimeFiles, keras: Embedder, **more) -> dict:
 
 def export(ref: ModelRef, trunk: TrunkFiles, weights: WeightsFile | None, threads: int, time_keras: bool) -> dict:
     """The reference outputs and the float exports that are missing; Keras' speed when asked."""
-    from indexer.engines.keras_engine import KerasEmbedder
-    from indexer.engines.litert_engine import export_tflite, litert_available
-    from indexer.engines.openvino_engine import convert, openvino_available, output_order, save
 
     keras = KerasEmbedder(weights, ref)
     trunk.folder.mkdir(parents=True, exist_ok=True)
@@ -93,8 +94,6 @@ def _width(npz: Path, name: str) -> int:
 
 def quantize(ref: ModelRef, trunk: TrunkFiles) -> dict:
     """The int8 model, from OpenVINO's float model, calibrated on the shipped calibration photos."""
-    from indexer.engines.openvino_engine import quantize as nncf_quantize
-    from indexer.engines.openvino_engine import save
 
     if read_export(trunk, "int8") is not None:
         return {"made": []}

@@ -12,7 +12,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from cbir.config import cache_dir
 from index_store.atomic import atomic_write_text
+from indexer.engines.machine import machine_key
 
 PROFILE_FORMAT = 1
 
@@ -128,8 +130,6 @@ def read_profile(path: Path, trunk_key: str | None = None, machine_key: str | No
 def find_profile(trunk_id: str, model_dir: Path | None = None) -> Profile | None:
     """The complete profile of a trunk (by id, as an index records it) on this machine, from cbir's cache or
     the model folder's ``runtime/`` alone; never imports NumPy, so `cbir status` stays quick."""
-    from cbir.config import cache_dir
-    from indexer.engines.machine import machine_key
 
     key = machine_key()
     folders = [cache_dir() / "runtime", *([model_dir / "runtime"] if model_dir is not None else [])]

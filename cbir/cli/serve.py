@@ -1,15 +1,22 @@
-"""The ``cbir serve`` command (registered by cbir.cli); the server itself is cbir.web."""
+"""`cbir serve` (parse, bind, start; the server itself is cbir.web)."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import socket
+import threading
+import webbrowser
 
 import click
+import uvicorn
 
-from cbir.cli_common import echo_err, index_option, model_option, runtime_option, setup_logging, weights_option
+from cbir.cli.common import echo_err, index_option, model_option, runtime_option, setup_logging, weights_option
+from cbir.config import resolve_index_dir
 from cbir.errors import UsageError
+from cbir.web.app import create_app
+from cbir.web.security import Guard, is_loopback, new_token
+from cbir.web.server import Server
 
 
 @click.command("serve")
@@ -34,30 +41,19 @@ def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, re
     The model loads once, so searches answer warm. Files are served by index id only, never by a path
     from a request. Stop with Ctrl-C.
     """
-    import uvicorn
-
-    from cbir.config import resolve_index_dir
-    from cbir.web.app import Server, create_app
-    from cbir.web.library import Library
-    from cbir.web.security import Guard, is_loopback, new_token
-
     setup_logging()
     if not token and not is_loopback(host):
         token = new_token()
     sock = _bind(host, port)
     index_path = resolve_index_dir(index_dir)
-    library = Library(index_path, model=model, weights=weights, runtime=runtime)
-    server = Server(library, Guard(host, token), read_only=read_only, max_upload_bytes=max_upload_mb << 20)
-    library.warm()  # before the first request, so that it is answered warm (no index yet: loads on demand)
+    server = Server.start(index_path, Guard(host, token), model=model, weights=weights, runtime=runtime,
+                          read_only=read_only, max_upload_bytes=max_upload_mb << 20)
     server.make_thumbnails_in_background()
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{bound_port}/" + (f"?token={token}" if token else "")
     echo_err(f"cbir: serving {index_path} at {url}" + (" (read-only)" if read_only else "") + "; Ctrl-C stops")
     if open_browser:
-        import threading
-        import webbrowser
-
         threading.Timer(0.5, webbrowser.open, (url,)).start()
     config = uvicorn.Config(create_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 

@@ -1,19 +1,16 @@
-"""How the CLI writes results: unambiguous lines for people, NUL-separated fields for scripts.
+"""Paths and messages as one safe line of text, for people (the CLI's output and its messages).
 
 A POSIX file name may hold any byte but '/' and NUL: tabs, newlines, bytes
 that are not UTF-8. Printed raw, such a name could forge a score column or a
 whole extra result line. Plain output therefore quotes a path the way git
 does when it needs to (``"caf\\351.jpg"``, ``"a\\tb.jpg"``) and leaves every
 other path as it is; ``-0``/``--null`` writes each field followed by a NUL
-byte with paths as their exact bytes, as ``find -print0`` does.
+byte with paths as their exact bytes, as ``find -print0`` does (cbir.cli.output).
 """
 
 from __future__ import annotations
 
 import os
-import sys
-
-import click
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r",
             '"': '\\"', "\\": "\\\\"}
@@ -44,14 +41,3 @@ def quote_path(path: str | os.PathLike[str]) -> str:
 def one_line(text: str) -> str:
     """A message safe to print as one line: control characters and undecodable bytes escaped."""
     return "".join(_escape(c) if _needs_quoting(c) and c not in '"\\' else c for c in text)
-
-
-def emit(fields: list[str], paths: list[str | os.PathLike[str]], null: bool) -> None:
-    """Write one result: ``fields`` then ``paths``, tab-separated on a line, or each NUL-terminated."""
-    if null:
-        record = [field.encode() for field in fields] + [os.fsencode(path) for path in paths]
-        sys.stdout.flush()  # anything written as text so far goes first
-        sys.stdout.buffer.write(b"".join(part + b"\0" for part in record))
-    else:
-        click.echo("\t".join([*fields, *(quote_path(p) for p in paths)]))
-

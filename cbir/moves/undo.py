@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cbir.errors import UsageError
-from cbir.safe_move import MoveError, base_of, file_hash, move_file
+from cbir.moves.safe_move import MoveError, base_of, file_hash, move_file
 from index_store.journal import UNDOABLE_STATES, UNSETTLED_STATES, Journal, MoveRow, RunInfo
-from index_store.store import IndexStore
+from index_store.lock import WriterLock
+from index_store.writer import IndexStore
 
 
 @dataclass
@@ -48,7 +49,6 @@ def restores_report(run_id: int, items: list[Restore], *, dry_run: bool) -> dict
 
 def clean_history(index_dir: Path) -> list[RunInfo]:
     """Every clean run, oldest first; a run nobody is running any more shows as 'interrupted'."""
-    from index_store.lock import WriterLock
 
     runs: list[RunInfo] = []
     if Journal.exists(index_dir):

@@ -1,4 +1,4 @@
-"""`cbir clean`: move the images of chosen categories into per-category folders, journaled.
+"""Moving indexed images into per-category folders: the plan, then the moves, each journaled.
 
 The plan is made from the categories stored at index time. Each move is
 journaled before and after it happens (see index_store.journal), the file is
@@ -15,30 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cbir.config import DEFAULT_MIN_CONFIDENCE, DUPLICATES_FOLDER
-from cbir.errors import UsageError, mixed_models
-from cbir.safe_move import MoveError, file_hash, free_name, link_free, move_file, partial_path, remove_name
-from index_store.journal import UNSETTLED_STATES, Journal, MoveRow, PlannedMove
-from index_store.store import IndexStore
+from cbir.config import DUPLICATES_FOLDER
+from cbir.errors import UsageError
+from cbir.moves.safe_move import MoveError, free_name, link_free, move_file
+from index_store.journal import Journal, PlannedMove
+from index_store.writer import IndexStore
 from indexer.categorizer import OTHER
 from indexer.model import class_name_problem
-
-
-@dataclass
-class CleanRequest:
-    """What a user asked `cbir clean` for."""
-
-    categories: list[str]
-    in_dirs: list[str] = field(default_factory=list)  # default: every indexed folder
-    dest: str | None = None
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE
-    model: str | None = None
-    weights: str | None = None
-    runtime: str | None = None
-
-
-# Indexes folders into the open store with a given embedder; ``register`` makes them indexed roots.
-IndexFolders = Callable[[object, list[str], bool], object]
 
 
 @dataclass
@@ -74,59 +57,8 @@ def moves_report(moves: list[PlannedMove], plan: CleanPlan, *, dry_run: bool, ru
             "failed": [{"path": p, "reason": r} for p, r in failed], "left_in_place": left}
 
 
-def _under(path: str, folder: str) -> bool:
+def under(path: str, folder: str) -> bool:
     return path.startswith(folder.rstrip("/") + "/")
-
-
-def prepare_clean(session, request: CleanRequest, index_folders: IndexFolders) -> tuple[CleanPlan, list[str]]:
-    """Check the model and categories, index what changed in scope, then plan; returns (plan, categories).
-
-    The network is loaded only when something must be embedded, or to check that a model on another
-    trunk is not mixed in. A model with another head on the index's trunk (a newer default model, say)
-    recomputes the stored categories from the stored vectors first.
-    """
-    from cbir.session import recategorize
-    from index_store.catalog import trunk_of
-    from indexer.model import head_id, resolve_model
-    from indexer.pipeline import count_pending
-
-    store, status = session.store, session.status
-    ref = resolve_model(request.model, status.model)
-    chosen = check_categories(list(request.categories), ref.classes)
-    index_trunk = trunk_of(store.model_id or "")
-    embedder = None
-    if ref.trunk_file is not None or (ref.trunk_id_hint or index_trunk) != index_trunk:
-        embedder = _load_matching(request, ref, store)  # maybe another trunk: refuse before anything moves
-    head = head_id(ref)
-    wanted = f"{index_trunk}+{head}" if head else index_trunk
-    if wanted != store.model_id:
-        categorizer = ref.categorizer()
-        recategorize(store, categorizer.categorize if categorizer else (lambda vectors: []), wanted, ref.ref)
-    roots = session.roots
-    scope = [os.path.abspath(d) for d in request.in_dirs] or roots
-    outside = [d for d in scope if not any(d == r or _under(d, r) for r in roots)]
-    pending = count_pending(store, scope)
-    if pending:
-        embedder = embedder or _load_matching(request, ref, store, pending)
-        if outside:
-            index_folders(embedder, outside, True)  # new folders become indexed roots
-            roots = roots + outside
-        inside = [d for d in scope if d not in outside]
-        if inside:
-            index_folders(embedder, inside, False)
-    session.status.roots = roots
-    plan = plan_clean(store, chosen, ref.classes, scope, roots, request.dest, request.min_confidence)
-    return plan, chosen
-
-
-def _load_matching(request: CleanRequest, ref, store: IndexStore, work: int | None = None):
-    from index_store.catalog import trunk_of
-    from indexer.engines.load import load_embedder
-
-    embedder = load_embedder(request.weights, ref, request.runtime, work=work)
-    if embedder.trunk_id != trunk_of(store.model_id or ""):
-        raise mixed_models(store.index_dir, f"{store.model_ref or store.model_id}", ref.ref)
-    return embedder
 
 
 def plan_clean(
@@ -146,7 +78,7 @@ def plan_clean(
     folder_problems: dict[str, str | None] = {}
     for row in store.rows_with_categories([*categories, OTHER]):
         category = row.category or ""  # the query only returns rows with one of the categories
-        if not any(_under(row.path, s) for s in scope):
+        if not any(under(row.path, s) for s in scope):
             continue
         if category == OTHER:
             plan.no_category += 1
@@ -154,7 +86,7 @@ def plan_clean(
         root = root_of(row.path, roots)
         if root is None:
             continue  # moved outside the indexed roots by an earlier clean: never touched again
-        if any(_under(row.path, folder) for folder in sorted_folders):
+        if any(under(row.path, folder) for folder in sorted_folders):
             plan.already_sorted += 1
             continue
         confidence = float((row.category_probs or {}).get(category, 0.0))
@@ -202,7 +134,7 @@ def plan_move(plan: CleanPlan, row, root: str, dest: str | None, folder_name: st
 
 def root_of(path: str, roots: list[str]) -> str | None:
     """The innermost indexed root that holds ``path``."""
-    return max((r for r in roots if _under(path, r)), key=len, default=None)
+    return max((r for r in roots if under(path, r)), key=len, default=None)
 
 
 def _folder_problem(category: str, folder: Path, base: str) -> str | None:
@@ -245,64 +177,6 @@ def execute_clean(
     # clean or undo settles its last move by looking at the disk.
     journal.set_run_state(run_id, "done")
     return result
-
-
-def recover_interrupted(journal: Journal, store: IndexStore, roots: list[str]) -> int:
-    """Settle every move a killed clean or undo left half-done, by looking at the disk; returns runs settled."""
-    runs = [r for r in journal.runs() if r.state in UNSETTLED_STATES]
-    for run in runs:
-        bases = [*roots, *([run.dest] if run.dest else [])]
-        if run.state == "running":
-            for move in journal.moves(run.id, ("planned",)):
-                state, detail = settle(move.src, move.dst, move.hash, bases)
-                journal.set_move(run.id, move.seq, state, detail)
-            _follow(store, journal.moves(run.id, ("moved",)), lambda m: (m.src, m.dst))
-            journal.set_run_state(run.id, "interrupted")
-        else:  # undoing
-            for move in journal.moves(run.id, ("restoring",)):
-                state, detail = settle(move.undo_from or move.dst, move.src, move.hash, bases)
-                # Put back, still where clean put it (undo can try again), or lost track of.
-                journal.set_move(run.id, move.seq, _UNDO_STATE[state], detail)
-            _follow(store, journal.moves(run.id, ("undone",)), lambda m: (m.undo_from or m.dst, m.src))
-            left = list(journal.moves(run.id, ("moved", "undo failed")))
-            journal.set_run_state(run.id, "partly undone" if left else "undone")
-        store.commit()
-    return len(runs)
-
-
-_UNDO_STATE = {"moved": "undone", "not moved": "moved", "failed": "undo failed"}
-
-
-def _follow(store: IndexStore, moves, ends: Callable[[MoveRow], tuple[str, str]]) -> None:
-    """Point index rows still at a move's old path to its new one (the crash came before the index caught up)."""
-    for move in moves:
-        if move.image_id is None:
-            continue
-        old, new = ends(move)
-        row = store.rows_by_ids([move.image_id]).get(move.image_id)
-        if row is not None and row.path == old:
-            store.relocate(move.image_id, new)
-
-
-def settle(src: str, dst: str, digest: str, bases: list[str]) -> tuple[str, str]:
-    """Where a move from ``src`` to ``dst`` got to when it was interrupted: ('moved'|'not moved'|'failed', why)."""
-    leftover = partial_path(Path(dst))
-    if os.path.lexists(leftover):
-        os.unlink(leftover)  # an unverified copy of ours; the source was never removed before verification
-    at_src, at_dst = os.path.lexists(src), os.path.lexists(dst)
-    if at_dst and not at_src:
-        return "moved", "completed before the interruption"
-    if at_src and not at_dst:
-        return "not moved", "interrupted before the move"
-    if at_src and at_dst:
-        if os.path.samefile(src, dst) or file_hash(dst) == digest:
-            try:
-                remove_name(src, bases)  # the new name holds the same, verified content: finish the move
-            except MoveError as exc:
-                return "not moved", f"{exc}; {dst} holds a second copy"
-            return "moved", "finished after the interruption"
-        return "not moved", f"{dst} is now another file"
-    return "failed", "found at neither path after the interruption"
 
 
 def check_categories(requested: list[str], classes: list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""What every cbir command shares: its options, logging to stderr, and indexing with a progress bar."""
+"""What every cbir command shares: its options, logging to stderr, and a job's progress on stderr."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import warnings
 from collections.abc import Callable
 
 import click
+from tqdm import tqdm
 
-from cbir.cli_output import one_line, quote_path
+from cbir.actions.progress import Progress
+from cbir.text import one_line, quote_path
+from indexer.engines.table import RUNTIME_HELP, RUNTIMES
+from indexer.model import MODEL_HELP
 
 INDEX_HELP = "Index folder (default: $CBIR_HOME/index, else $XDG_DATA_HOME/cbir/index)."
 WEIGHTS_HELP = (
@@ -33,14 +37,10 @@ def weights_option(fn: Callable) -> Callable:
 
 
 def model_option(fn: Callable) -> Callable:
-    from indexer.model import MODEL_HELP
-
     return click.option("--model", default=None, metavar="MODEL", help=MODEL_HELP)(fn)
 
 
 def runtime_option(fn: Callable) -> Callable:
-    from indexer.engines.table import RUNTIME_HELP, RUNTIMES
-
     return click.option("--runtime", type=click.Choice(RUNTIMES), default=None, help=RUNTIME_HELP)(fn)
 
 
@@ -89,42 +89,56 @@ def echo_err(text: str) -> None:
     click.echo(one_line(text), err=True)
 
 
-def index_folders(store, embedder, folders: list[str], *, batch_size: int = 32, workers: int | None = None,
-                  quiet: bool = False, register: bool = True, cluster=None):
-    """Index ``folders`` into an open store with a progress bar and a summary line on stderr.
+def progress_bar(total: int | None = None, disable: bool = False, unit: str = "img", desc: str | None = None) -> tqdm:
+    """A bar on stderr, shown only on a terminal."""
+    return tqdm(total=total, unit=unit, desc=desc, file=sys.stderr, dynamic_ncols=True, smoothing=0.1,
+                disable=True if disable else None)
 
-    ``cluster``, (engine spec, Ray address or None for a local instance), embeds on Ray workers.
-    """
-    from cbir.progress import progress_bar
-    from indexer.pipeline import IndexRun
 
-    bar = progress_bar(disable=quiet)
+class BarProgress:
+    """A job's progress on stderr: a bar per phase, notes and skipped files as `cbir:` lines (unless quiet).
+    Use as a context manager, so that the last bar is closed."""
 
-    def on_skip(path: str, reason: str, detail: str) -> None:
-        if not quiet:
-            bar.write(one_line(f"cbir: skipped {quote_path(path)}: {reason}" + (f" ({detail})" if detail else "")),
-                      file=sys.stderr)
+    def __init__(self, quiet: bool = False, unit: str = "img") -> None:
+        self.quiet = quiet
+        self.unit = unit
+        self.bar: tqdm | None = None
 
-    if cluster is not None:
-        from indexer.ray_index import RayIndexRun
+    def phase(self, name: str, total: int | None) -> None:
+        self.close()
+        self.bar = progress_bar(total, disable=self.quiet, unit=self.unit, desc=name)
 
-        job: IndexRun = RayIndexRun(store, embedder, cluster[0], cluster[1], on_skip=on_skip, on_progress=bar.update)
-    else:
-        job = IndexRun(store, embedder, batch_size=batch_size, workers=workers, on_skip=on_skip,
-                       on_progress=bar.update)
-    bar.total = job.count_files(folders)
-    bar.refresh()
-    try:
-        summary = job.run(folders, register=register)
-    finally:
-        bar.close()
-    rate = (summary.added + summary.updated) / summary.seconds if summary.seconds else 0.0
-    skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(summary.skipped.items()))
-    echo_err(
-        f"cbir: {summary.added} added, {summary.updated} updated, {summary.renamed} renamed, "
-        f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.skipped_total} skipped"
-        + (f" ({skipped})" if skipped else "")
-        + f" in {summary.seconds:.1f}s ({rate:.1f} images/s embedded by {embedder.runtime}); "
-        f"index: {quote_path(store.index_dir)}"
-    )
-    return summary
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def note(self, text: str) -> None:
+        self._line(f"cbir: {text}")
+
+    def detail(self, text: str) -> None:
+        if not self.quiet:
+            self._line(f"cbir: {text}")
+
+    def skipped(self, path: str, reason: str, detail: str) -> None:
+        if not self.quiet:
+            self._line(f"cbir: skipped {quote_path(path)}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None and not self.quiet:
+            self.bar.write(one_line(text), file=sys.stderr)
+        else:
+            echo_err(text)
+
+    def progress(self) -> Progress:
+        return Progress(self.phase, self.advance, self.note, self.skipped, self.detail)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> BarProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,85 @@
+"""Searching the index: by a picture on disk (`cbir query`), by uploaded bytes, by an indexed image's id,
+and by word (`cbir find`); and tagging any picture (`cbir tags`).
+
+Every picture search follows one rule (cbir.search.search_by_picture). A ``Warm`` keeps the model and the
+search index between calls: a command makes a fresh one, the web server keeps one for its life.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cbir.errors import ImageNotFoundError, UsageError
+from cbir.search import Searcher, Stopwatch, check_query_args, search_by_picture, words_to_tags
+from cbir.tagging import find as find_tagged
+from cbir.tagging import tag_images
+from cbir.warm import Warm
+from index_store.catalog import CatalogReader
+from indexer.loader import read_file
+
+MAX_K = 500  # the most hits a search returns in one answer
+
+
+def query(index_dir: Path, image: str | os.PathLike[str], k: int = 10, *, exclude_self: bool = False,
+          weights: str | None = None, model: str | None = None, runtime: str | None = None,
+          tags: list[str] | None = None, stopwatch: Stopwatch | None = None, warm: Warm | None = None) -> list[dict]:
+    """`cbir query IMAGE --json`: the k indexed images most like the picture at ``image``, best first."""
+    lap = stopwatch.lap if stopwatch else (lambda phase: None)
+    lap("start and imports")
+    path = check_query_args(image, k)
+    # An engine, model or weights named on the command line means: embed the picture with it.
+    named = not (model is None and weights is None and runtime is None)
+    warm = warm or Warm(model=model, weights=weights, runtime=runtime, work=None)
+    with CatalogReader.open(index_dir) as reader:
+        reader.require_images()
+        allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
+        content = read_file(path)
+        hits = search_by_picture(reader, warm, content.data, k, path=str(path), exclude_self=exclude_self,
+                                 allowed=allowed, use_stored=not named, lap=lap,
+                                 notes=stopwatch.notes if stopwatch else None)
+        return [h.as_dict() for h in hits]
+
+
+def query_bytes(index_dir: Path, data: bytes, k: int = 10, *, exclude_self: bool = False,
+                tags: list[str] | None = None, warm: Warm | None = None, max_pixels: int | None = None) -> list[dict]:
+    """`cbir query --json` for a picture given as bytes (an upload): a copy of an indexed file counts as it."""
+    _check_k(k)
+    warm = warm or Warm()
+    with CatalogReader.open(index_dir) as reader:
+        reader.require_images()
+        allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
+        hits = search_by_picture(reader, warm, data, k, exclude_self=exclude_self, allowed=allowed,
+                                 max_pixels=max_pixels)
+        return [h.as_dict() for h in hits]
+
+
+def query_id(index_dir: Path, image_id: int, k: int = 10, *, exclude_self: bool = False,
+             tags: list[str] | None = None, warm: Warm | None = None) -> list[dict]:
+    """More like an indexed image, from its stored vector (nothing is embedded), as `cbir query --json`."""
+    _check_k(k)
+    warm = warm or Warm()
+    with CatalogReader.open(index_dir) as reader:
+        row = reader.rows_by_ids([image_id]).get(image_id)
+        if row is None:
+            raise ImageNotFoundError(f"no indexed image has id {image_id}")
+        allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
+        searcher = Searcher(reader, warm.search_index(reader))
+        return [h.as_dict() for h in searcher.search(reader.vector(image_id), k, row, exclude_self, allowed)]
+
+
+def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[dict]:
+    """`cbir find WORD... --json`: indexed images tagged with every word, best first."""
+    return [f.as_dict() for f in find_tagged(index_dir, words, k)]
+
+
+def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
+         runtime: str | None = None) -> list[dict]:
+    """`cbir tags IMAGE... --json`: each picture's tags, best first, indexed or not."""
+    return [{"path": path, "tags": [t.as_dict() for t in found]}
+            for path, found in tag_images(paths, weights=weights, model=model, runtime=runtime)]
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K}, got {k}")

@@ -1,0 +1,110 @@
+"""`cbir query`, `cbir find` and `cbir tags` (parse and print; the jobs are in cbir.actions.search)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cbir.actions import search
+from cbir.cli.common import (
+    echo_err,
+    index_option,
+    json_option,
+    model_option,
+    null_option,
+    runtime_option,
+    setup_logging,
+    weights_option,
+)
+from cbir.cli.output import emit
+from cbir.config import resolve_index_dir
+from cbir.search import Stopwatch, check_query_args, no_close_match
+
+SHOWN_TAGS = 12
+
+
+@click.command("query")
+@click.argument("image", type=click.Path(dir_okay=False))
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many similar images to show.")
+@click.option("--exclude-self", is_flag=True, help="Leave the query image itself out of the results.")
+@index_option
+@model_option
+@weights_option
+@runtime_option
+@click.option("--timings", is_flag=True, help="Also print where the time went, phase by phase, on stderr.")
+@click.option("--tag", "tags", multiple=True,
+              help="Only images tagged with this word (repeatable: all of them), as `cbir find` matches words.")
+@json_option
+@null_option
+def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, model: str | None,
+              weights: str | None, runtime: str | None, timings: bool, tags: tuple[str, ...], as_json: bool,
+              null: bool) -> None:
+    """Print the K indexed images most similar to IMAGE, best first, as score<TAB>path."""
+    stopwatch = Stopwatch() if timings else None
+    setup_logging()
+    check_query_args(image, k)
+    hits = search.query(resolve_index_dir(index_dir), image, k, exclude_self=exclude_self, weights=weights,
+                        model=model, runtime=runtime, stopwatch=stopwatch, tags=list(tags))
+    if as_json:
+        click.echo(json.dumps(hits, indent=2))
+    else:
+        for hit in hits:
+            emit([f"{hit['score']:.4f}"], [hit["path"]], null)
+    note = no_close_match(hits)
+    if note:
+        echo_err(f"cbir: {note}")
+    if stopwatch:
+        for phase, seconds in stopwatch.phases.items():
+            echo_err(f"cbir: {seconds * 1e3:8.1f} ms  {phase}")
+        echo_err(f"cbir: {sum(stopwatch.phases.values()) * 1e3:8.1f} ms  in all, from the command starting")
+        for line in stopwatch.notes:
+            echo_err(f"cbir: {line}")
+
+
+@click.command("find")
+@click.argument("words", nargs=-1, required=True)
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many images to show.")
+@index_option
+@json_option
+@null_option
+def find_cmd(words: tuple[str, ...], k: int, index_dir: str | None, as_json: bool, null: bool) -> None:
+    """Print indexed images tagged with every one of WORDS, best first, as score<TAB>path.
+
+    A word matches its synonyms and everything under it: `cbir find dog` finds every breed, `cbir find
+    animal` every animal; category names (food, screenshot, other...) work too. Tags come from the
+    ImageNet classes the model sees and WordNet; see `cbir tags IMAGE`.
+    """
+    setup_logging()
+    found = search.find(resolve_index_dir(index_dir), list(words), k)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    else:
+        for hit in found:
+            emit([f"{hit['score']:.4f}"], [hit["path"]], null)
+    if not found:
+        echo_err(f"cbir: no indexed image is tagged {' and '.join(repr(w) for w in words)}")
+
+
+@click.command("tags")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@model_option
+@weights_option
+@runtime_option
+@json_option
+@null_option
+def tags_cmd(images: tuple[str, ...], model: str | None, weights: str | None, runtime: str | None,
+             as_json: bool, null: bool) -> None:
+    """Print hashtags for each image, indexed or not, as `#tabby #cat #animal<TAB>path` lines.
+
+    The most specific tags come first among equally likely ones; --json gives every tag with its
+    score (the probability that the image shows one of the things the tag covers).
+    """
+    setup_logging()
+    results = search.tags(list(images), weights=weights, model=model, runtime=runtime)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        emit([" ".join("#" + t["tag"].replace(" ", "_") for t in result["tags"][:SHOWN_TAGS])], [result["path"]],
+             null)

@@ -1,0 +1,140 @@
+"""The state of one `cbir serve`: the index, the warm model and search index, thumbnails, the jobs, the guard;
+and the jobs it starts (clean, undo, scanning and moving duplicates), each through cbir.actions.
+
+Every action that moves files opens the index as its single writer (cbir.moves.session), so a server
+action and a `cbir index` run never write at once: the later one hears "busy".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cbir import __version__
+from cbir.actions import clean as cleaning
+from cbir.actions import duplicates as dups
+from cbir.actions import undo as undoing
+from cbir.actions.clean import CleanRequest
+from cbir.actions.progress import Progress
+from cbir.errors import CbirError
+from cbir.warm import Warm
+from cbir.web.jobs import Job, Jobs
+from cbir.web.library import Library
+from cbir.web.security import Guard
+from cbir.web.thumbnails import Thumbnails
+from indexer.loader import MAX_PIXELS
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+
+
+class ServerReadOnly(CbirError):
+    """An action that moves files, asked of a server started with --read-only (HTTP 403)."""
+
+
+class Forbidden(CbirError):
+    """A request from another site, or without the form token (HTTP 403)."""
+
+
+class TooLarge(CbirError):
+    """A request body over the upload limit (HTTP 413)."""
+
+
+@dataclass
+class Server:
+    """Everything a request handler needs, made once per server."""
+
+    library: Library
+    guard: Guard
+    warm: Warm = field(default_factory=lambda: Warm(bulk=True, work=1))
+    read_only: bool = False
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    max_upload_pixels: int = MAX_PIXELS
+    thumbnails: Thumbnails = field(init=False)
+    jobs: Jobs = field(default_factory=Jobs)
+
+    def __post_init__(self) -> None:
+        self.thumbnails = Thumbnails(self.library.index_dir)
+
+    @classmethod
+    def start(cls, index_dir: Path, guard: Guard, *, model: str | None = None, weights: str | None = None,
+              runtime: str | None = None, read_only: bool = False, max_upload_bytes: int = MAX_UPLOAD_BYTES
+              ) -> Server:
+        """A server whose model and search index are loaded before the first request (when there is an index),
+        and whose missing thumbnails are being made in the background."""
+        # One picture at a time: measuring the engines is left to a job that pays for it.
+        server = cls(Library(index_dir), guard, Warm(model=model, weights=weights, runtime=runtime, bulk=True,
+                                                     work=1), read_only=read_only, max_upload_bytes=max_upload_bytes)
+        server.library.warm(server.warm)
+        server.make_thumbnails_in_background()
+        return server
+
+    @property
+    def index_dir(self) -> Path:
+        return self.library.index_dir
+
+    @property
+    def runtime(self) -> str | None:
+        embedder = self.warm.loaded_embedder
+        return embedder.runtime if embedder is not None else None
+
+    def writable(self) -> None:
+        if self.read_only:
+            raise ServerReadOnly("this server was started with --read-only: it does not move files")
+
+    def act(self, csrf: str | None) -> Server:
+        """This server, for an action that moves files: refused when read-only or without the form token."""
+        self.writable()
+        self.check_csrf(csrf)
+        return self
+
+    def check_csrf(self, offered: str | None) -> None:
+        if not self.guard.csrf_ok(offered):
+            raise Forbidden("missing or wrong form token: reload the page (programs: send the csrf_token of "
+                            "GET /api/session as the X-CSRF-Token header)")
+
+    def session_info(self) -> dict:
+        return {"version": __version__, "index": str(self.index_dir), "read_only": self.read_only,
+                "csrf_token": self.guard.csrf, "max_upload_bytes": self.max_upload_bytes,
+                "max_upload_pixels": self.max_upload_pixels}
+
+    def make_thumbnails_in_background(self) -> None:
+        def rows():
+            try:
+                with self.library.reader() as reader:
+                    return list(reader.rows_page(None, None, 0, 1 << 62)[1])
+            except CbirError:
+                return []
+
+        self.thumbnails.make_missing(rows, lambda row, exc: log.info("no thumbnail for %s: %s", row.path, exc))
+
+    # -- jobs: the CLI's own use cases, on the server's worker ----------------------------------------------------
+    def start_clean(self, categories: list[str], min_confidence: float, chosen: set[int] | None) -> Job:
+        request = CleanRequest(list(categories), min_confidence=min_confidence)
+        return self.jobs.start("clean", lambda job: cleaning.clean(self.index_dir, request, chosen=chosen,
+                                                                   progress=_progress_of(job)))
+
+    def start_undo(self, run_id: int | None) -> Job:
+        return self.jobs.start("undo", lambda job: undoing.undo(self.index_dir, run_id, progress=_progress_of(job)))
+
+    def start_duplicates_scan(self, level: str) -> Job:
+        return self.jobs.start("duplicates", lambda job: dups.duplicates(self.index_dir, level,
+                                                                          progress=_progress_of(job)))
+
+    def start_duplicates_move(self, level: str, chosen: set[int] | None) -> Job:
+        return self.jobs.start("duplicates-move", lambda job: dups.move_duplicates(
+            self.index_dir, level, apply=True, chosen=chosen, progress=_progress_of(job)))
+
+    def close(self) -> None:
+        self.thumbnails.close()
+        self.jobs.close()
+
+
+def _progress_of(job: Job) -> Progress:
+    """A job's progress as its page polls it: the total of the phase that is running, and the steps done."""
+    def phase(name: str, total: int | None) -> None:
+        job.done, job.total = 0, total or 0
+
+    return Progress(phase=phase, advance=job.advance)
