@@ -48,10 +48,6 @@ def atomic_write_text(target: Path, text: str) -> None:
     atomic_write(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    atomic_write(target, lambda tmp: tmp.write_bytes(data))
-
-
 def remove_stale_temporaries(folder: Path, names: list[str]) -> int:
     """Delete ``.NAME.*.tmp`` files a killed writer left beside ``names``; only the lock holder may call this."""
     removed = 0

@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from cbir.errors import CbirError, DamagedFileError
@@ -56,9 +57,43 @@ CREATE TABLE IF NOT EXISTS moves (
 );
 """
 
-UNDOABLE_STATES = ("done", "interrupted", "partly undone")
+class RunState(str, Enum):
+    """Where a clean run is: moving (``RUNNING``), through (``DONE``), killed and settled (``INTERRUPTED``),
+    being put back (``UNDOING``), put back whole (``UNDONE``) or in part (``PARTLY_UNDONE``)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    INTERRUPTED = "interrupted"
+    UNDOING = "undoing"
+    UNDONE = "undone"
+    PARTLY_UNDONE = "partly undone"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class MoveState(str, Enum):
+    """Where one journaled move is. Clean writes ``PLANNED`` before touching the file, then ``MOVED`` or
+    ``FAILED``; settling a killed run decides ``MOVED`` or ``NOT_MOVED`` from the disk. Undo writes
+    ``RESTORING`` before moving it back, then ``UNDONE`` or ``UNDO_FAILED``."""
+
+    PLANNED = "planned"
+    MOVED = "moved"
+    FAILED = "failed"
+    NOT_MOVED = "not moved"
+    RESTORING = "restoring"
+    UNDONE = "undone"
+    UNDO_FAILED = "undo failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+UNDOABLE_STATES = (RunState.DONE, RunState.INTERRUPTED, RunState.PARTLY_UNDONE)
 # Runs a killed process can leave behind; the next clean or undo settles them.
-UNSETTLED_STATES = ("running", "undoing")
+UNSETTLED_STATES = (RunState.RUNNING, RunState.UNDOING)
+# Moves whose file is (or may be) where clean put it: what undo puts back.
+TO_PUT_BACK = (MoveState.MOVED, MoveState.UNDO_FAILED)
 
 
 @dataclass
@@ -66,7 +101,7 @@ class RunInfo:
     id: int
     started_at: float
     finished_at: float | None
-    state: str
+    state: RunState
     categories: list[str]
     dest: str | None
     moved: int
@@ -75,7 +110,7 @@ class RunInfo:
 
     def as_dict(self) -> dict:
         return {"id": self.id, "started_at": self.started_at, "finished_at": self.finished_at,
-                "state": self.state, "categories": self.categories, "dest": self.dest, "moved": self.moved,
+                "state": self.state.value, "categories": self.categories, "dest": self.dest, "moved": self.moved,
                 "undone": self.undone, "failed": self.failed}
 
 
@@ -102,7 +137,7 @@ class MoveRow(PlannedMove):
 
     run_id: int
     seq: int
-    state: str
+    state: MoveState
     detail: str | None
     undo_from: str | None = None
 
@@ -193,14 +228,15 @@ class Journal:
         )
         return int(cur.lastrowid or 0)
 
-    def set_run_state(self, run_id: int, state: str) -> None:
-        column = {"undone": "undone_at", "partly undone": "undone_at", "undoing": None}.get(state, "finished_at")
+    def set_run_state(self, run_id: int, state: RunState) -> None:
+        column = {RunState.UNDONE: "undone_at", RunState.PARTLY_UNDONE: "undone_at", RunState.UNDOING: None}.get(
+            state, "finished_at")
         if column is None:
-            self._execute("UPDATE runs SET state = ? WHERE id = ?", (state, run_id))
+            self._execute("UPDATE runs SET state = ? WHERE id = ?", (state.value, run_id))
         else:
-            self._execute(f"UPDATE runs SET state = ?, {column} = ? WHERE id = ?", (state, time.time(), run_id))
+            self._execute(f"UPDATE runs SET state = ?, {column} = ? WHERE id = ?", (state.value, time.time(), run_id))
 
-    def runs(self, state: str | None = None) -> list[RunInfo]:
+    def runs(self, state: RunState | None = None) -> list[RunInfo]:
         rows = self._query(
             "SELECT r.id, r.started_at, r.finished_at, r.state, r.categories, r.dest, "
             "SUM(m.state IN ('moved', 'restoring', 'undo failed')), SUM(m.state = 'undone'), "
@@ -208,9 +244,9 @@ class Journal:
             "FROM runs r LEFT JOIN moves m ON m.run_id = r.id "
             + ("WHERE r.state = ? " if state else "")
             + "GROUP BY r.id ORDER BY r.id",
-            (state,) if state else (),
+            (state.value,) if state else (),
         )
-        return [RunInfo(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], int(r[6] or 0), int(r[7] or 0),
+        return [RunInfo(r[0], r[1], r[2], RunState(r[3]), json.loads(r[4]), r[5], int(r[6] or 0), int(r[7] or 0),
                         int(r[8] or 0)) for r in rows]
 
     # -- moves --------------------------------------------------------------
@@ -221,24 +257,24 @@ class Journal:
              move.confidence),
         )
 
-    def set_move(self, run_id: int, seq: int, state: str, detail: str | None = None) -> None:
+    def set_move(self, run_id: int, seq: int, state: MoveState, detail: str | None = None) -> None:
         self._execute("UPDATE moves SET state = ?, detail = ? WHERE run_id = ? AND seq = ?",
-                      (state, detail, run_id, seq))
+                      (state.value, detail, run_id, seq))
 
     def start_restore(self, run_id: int, seq: int, current: str) -> None:
         """Undo is about to move the file back from ``current``."""
         self._execute(f"UPDATE moves SET state = 'restoring', undo_from = {PATH_PARAM} WHERE run_id = ? AND seq = ?",
                       (fs(current), run_id, seq))
 
-    def moves(self, run_id: int, states: tuple[str, ...] | None = None) -> Iterator[MoveRow]:
+    def moves(self, run_id: int, states: tuple[MoveState, ...] | None = None) -> Iterator[MoveRow]:
         columns = "run_id, seq, image_id, src, dst, size, hash, category, confidence, state, detail"
         columns += ", undo_from" if self._has_undo_from else ", NULL"
         sql = f"SELECT {columns} FROM moves WHERE run_id = ?"
         params: list = [run_id]
         if states:
             sql += f" AND state IN ({','.join('?' * len(states))})"
-            params += list(states)
+            params += [state.value for state in states]
         rows = self._query(sql + " ORDER BY seq", params)
         for run_id, seq, image_id, src, dst, size, digest, category, confidence, state, detail, undo_from in rows:
             yield MoveRow(image_id, src, dst, size, digest, category, confidence, run_id=run_id, seq=seq,
-                          state=state, detail=detail, undo_from=undo_from)
+                          state=MoveState(state), detail=detail, undo_from=undo_from)

@@ -23,7 +23,6 @@ CREATE TABLE IF NOT EXISTS images (
     model_id       TEXT NOT NULL,
     category       TEXT,
     category_probs TEXT,
-    tags           TEXT,
     indexed_at     REAL NOT NULL,
     seen_run       INTEGER NOT NULL DEFAULT 0,
     feature_norm   REAL

@@ -60,10 +60,6 @@ class ModelRef:
         return list(self.card["classes"]) if self.card else []
 
     @property
-    def has_head(self) -> bool:
-        return self.directory is not None
-
-    @property
     def trunk_file(self) -> Path | None:
         if self.directory is None or not self.card or not self.card.get("trunk", {}).get("file"):
             return None

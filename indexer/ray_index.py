@@ -4,10 +4,11 @@ The driver (this process, holding the index's writer lock) walks the folders and
 settles every file it can by name and stat alone, exactly as a local run does.
 The paths that need reading go to a pool of Ray actors in chunks; each actor has
 loaded the same model on the same engine once, reads, hashes and decodes its
-chunk on threads and embeds it, and sends back hashes and unit vectors. The
-driver then decides each file as a local run does (touched but unchanged, a
-rename, a copy, or new content), computes categories and tags from the vectors
-with its own copy of the head, and commits each chunk whole. A crash of the
+chunk on threads and embeds it, and sends back hashes, unit vectors, feature
+lengths and category probabilities (the head is the driver's, checked at start).
+The driver then decides each file as a local run does (touched but unchanged, a
+rename, a copy, or new content), computes the tags from the vectors, and
+commits each chunk whole. A crash of the
 driver loses at most the chunks not yet committed; a rerun resumes from there.
 A killed actor is restarted by Ray and its chunks retried, so no file is lost
 or stored twice.
@@ -19,16 +20,15 @@ back to the one writer in order of completion, and nothing else is needed.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,11 +49,6 @@ CHUNK = 32
 TASKS_PER_WORKER = 2
 # Settings that decide which model and engine a worker loads, passed on to the workers.
 FORWARDED_SETTINGS = ("CBIR_CACHE", "CBIR_WEIGHTS", "CBIR_RUNTIME", "CBIR_THREADS", "CBIR_HOME")
-
-
-def ray_available() -> bool:
-
-    return importlib.util.find_spec("ray") is not None
 
 
 @dataclass(frozen=True)
@@ -102,11 +97,39 @@ class _Task:
     jobs: list[_Job]
 
 
+class Pool(Protocol):
+    """Workers that embed chunks of paths: Ray actors (``RayPool``), or, in tests, workers in this process."""
+
+    size: int
+
+    def submit(self, worker: int, paths: list[str]) -> Hashable:
+        """Start embedding ``paths`` on ``worker``; a handle for the answer."""
+
+    def wait_one(self, pending: list[Hashable]) -> tuple[Hashable, dict[str, Any]]:
+        """The first of ``pending`` to finish, and its answer (what ``EmbedWorker.embed`` returns)."""
+
+
+class RayPool:
+    """Ray actors running ``EmbedWorker``."""
+
+    def __init__(self, actors: list[Any]) -> None:
+        self.actors = actors
+        self.size = len(actors)
+
+    def submit(self, worker: int, paths: list[str]) -> Hashable:
+        return self.actors[worker].embed.remote(paths)
+
+    def wait_one(self, pending: list[Hashable]) -> tuple[Hashable, dict[str, Any]]:
+        ray = _import_ray()
+        ready, _ = ray.wait(pending, num_returns=1)
+        return ready[0], ray.get(ready[0])
+
+
 class RayIndexRun(IndexRun):
-    """``cbir index --ray``: an IndexRun whose embedding is done by Ray actors."""
+    """``cbir index --ray``: an IndexRun whose embedding is done by Ray actors (or any ``pool`` given)."""
 
     def __init__(self, store, embedder, spec: EngineSpec, address: str | None = None, *,
-                 actor_count: int | None = None, **kwargs: Any) -> None:
+                 actor_count: int | None = None, pool: Pool | None = None, **kwargs: Any) -> None:
         super().__init__(store, embedder, **kwargs)
         self.spec = spec
         self.address = address
@@ -114,15 +137,21 @@ class RayIndexRun(IndexRun):
         self.workers_info: list[dict[str, Any]] = []
         self.startup_seconds = 0.0  # joining or starting Ray, and every actor loading the engine
         self._actors: list[Any] = []
+        self._given_pool = pool
+        self._pool_of_workers: Pool | None = pool
         self._tasks: dict[Any, _Task] = {}
 
     @contextmanager
     def _resources(self) -> Iterator[None]:
+        if self._given_pool is not None:
+            yield
+            return
         ray = _import_ray()
         started = time.monotonic()
         started_here = connect(self.address, self.spec.settings)
         try:
             self._start_actors(ray)
+            self._pool_of_workers = RayPool(self._actors)
             self.startup_seconds = time.monotonic() - started
             log.info("%d Ray workers ready on %d nodes in %.1fs", len(self._actors),
                      len({info["node"] for info in self.workers_info}), self.startup_seconds)
@@ -171,22 +200,25 @@ class RayIndexRun(IndexRun):
             self._collect()
         self.summary.removed += self.store.finish_root(root, run)
 
+    @property
+    def _workers(self) -> Pool:
+        assert self._pool_of_workers is not None, "workers are started by run()"
+        return self._pool_of_workers
+
     def _submit(self, jobs: list[_Job]) -> None:
-        while len(self._tasks) >= TASKS_PER_WORKER * len(self._actors):
+        while len(self._tasks) >= TASKS_PER_WORKER * self._workers.size:
             self._collect()
-        busy = [0] * len(self._actors)
+        busy = [0] * self._workers.size
         for task in self._tasks.values():
             busy[task.worker] += 1
         worker = busy.index(min(busy))
-        ref = self._actors[worker].embed.remote([job.entry.path for job in jobs])
+        ref = self._workers.submit(worker, [job.entry.path for job in jobs])
         self._tasks[ref] = _Task(worker, jobs)
 
     def _collect(self) -> None:
         """Wait for one chunk, then decide and store its files as a local run would."""
-        ray = _import_ray()
-        ready, _ = ray.wait(list(self._tasks), num_returns=1)
-        task = self._tasks.pop(ready[0])
-        result = ray.get(ready[0])
+        ref, result = self._workers.wait_one(list(self._tasks))
+        task = self._tasks.pop(ref)
         embedded: list[_Job] = []  # in the order of the returned vectors
         for job, digest, problem in zip(task.jobs, result["digests"], result["problems"], strict=True):
             if problem is not None:

@@ -145,8 +145,7 @@ def cli_env(tmp_path, weights_file) -> dict[str, str]:
 def run_cbir(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
     """`cbir ARGS` in this process, as a new process would run it: ``env`` as the environment, stdout and
     stderr captured (click's CliRunner), the exit code from ``cbir.cli.main``. The engines loaded stay warm
-    between calls. A test that must see a real process (kill -9, a cold start, its own environment of
-    imports) uses ``run_cbir_process``."""
+    between calls. A test that must see a real process (kill -9, a cold start, a server) starts one itself."""
     from click.testing import CliRunner
 
     from cbir.cli import main
@@ -174,10 +173,3 @@ def run_cbir(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Compl
         return subprocess.CompletedProcess(args, code, stdout, stderr)
     return subprocess.CompletedProcess(args, code, stdout.decode("utf-8", "surrogateescape"),
                                        stderr.decode("utf-8", "surrogateescape"))
-
-
-def run_cbir_process(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
-    """`cbir ARGS` in a new process (for kill -9, cold starts, exit codes seen from outside)."""
-    return subprocess.run(
-        [sys.executable, "-m", "cbir", *args], env=env, capture_output=True, text=True, timeout=600, **kwargs
-    )

@@ -184,8 +184,7 @@ def test_names_that_are_not_utf8_or_hold_tabs_and_newlines_are_indexed_queried_a
     assert f'"{root}/x\\t0.9999\\tfake.jpg"' in shown and f'"{root}/two\\nlines.jpg"' in shown
     assert f'"{root}/quote\\".jpg"' in shown and f"{root}/plain.jpg" in shown
 
-    raw = subprocess.run([sys.executable, "-m", "cbir", "query", str(cafe), "-k", "5", "-0"], env=cli_env,
-                         capture_output=True)
+    raw = run_cbir(["query", str(cafe), "-k", "5", "-0"], cli_env, text=False)
     fields = raw.stdout.split(b"\0")
     assert fields[-1] == b"" and len(fields) == 11
     assert {os.fsencode(p) for p in paths} | {os.fsencode(root / "plain.jpg")} == set(fields[1:-1:2])
@@ -199,8 +198,7 @@ def test_hostile_names_are_moved_and_put_back_exactly(tmp_path, photos, cli_env)
     root, _paths = _hostile_tree(tmp_path, photos)
     _index(root, cli_env)
     before = snapshot(root)
-    proc = subprocess.run([sys.executable, "-m", "cbir", "clean", "--category", "all", "--min-confidence", "0",
-                           "--yes", "-0"], env=cli_env, capture_output=True)
+    proc = run_cbir(["clean", "--category", "all", "--min-confidence", "0", "--yes", "-0"], cli_env, text=False)
     assert proc.returncode == 0, proc.stderr
     fields = proc.stdout.split(b"\0")[:-1]
     records = [fields[i : i + 4] for i in range(0, len(fields), 4)]

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.conftest import save_photo
+from tests.conftest import run_cbir, save_photo
 from tests.datasets import render_document
 
 PHOTOS = {"astronaut": "astronaut.jpg", "chelsea": "pets/chelsea.jpg", "coffee": "food/coffee.jpg",
@@ -25,8 +25,7 @@ DOCUMENTS = ("scans/invoice.png", "scans/letter.png", "note.png")
 
 
 def cbir(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cbir", *args], env=env, capture_output=True, text=True,
-                          timeout=600)
+    return run_cbir(args, env)
 
 
 def make_tree(root: Path, photos) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cbir
 from tests.test_serve_api import make_tree, snapshot
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,8 +37,7 @@ def served(tmp_path_factory, photos, weights_file):
     env = {**os.environ, "CBIR_HOME": str(base / "home"), "CBIR_WEIGHTS": str(weights_file),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "cbir"]
-    indexed = subprocess.run([*cmd, "index", str(root), "--index", str(index), "-q"], env=env, capture_output=True,
-                             text=True, timeout=600)
+    indexed = run_cbir(["index", str(root), "--index", str(index), "-q"], env)
     assert indexed.returncode == 0, indexed.stderr
     log = open(base / "serve.log", "w+")
     server = subprocess.Popen([*cmd, "serve", "--index", str(index), "--port", "0"], env=env, stderr=log,

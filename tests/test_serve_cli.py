@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import run_cbir
+
 
 def start(args: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, str]:
     handle = open(log, "w")
@@ -34,8 +36,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def test_a_network_bind_prints_a_token_and_enforces_it(photo_tree, cli_env, tmp_path):
     index = tmp_path / "index"
-    assert subprocess.run([sys.executable, "-m", "cbir", "index", str(photo_tree), "--index", str(index), "-q"],
-                          env=cli_env, capture_output=True).returncode == 0
+    assert run_cbir(["index", str(photo_tree), "--index", str(index), "-q"], cli_env).returncode == 0
     proc, url = start(["--index", str(index), "--host", "0.0.0.0", "--port", "0", "--read-only"], cli_env,
                       tmp_path / "serve.log")
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cbir.config import DUPLICATES_FOLDER
 from cbir.errors import UsageError
 from cbir.moves.safe_move import MoveError, free_name, link_free, move_file
-from index_store.journal import Journal, PlannedMove
+from index_store.journal import Journal, MoveState, PlannedMove, RunState
 from index_store.writer import IndexStore
 from indexer.categorizer import OTHER
 from indexer.model import class_name_problem
@@ -41,7 +41,6 @@ class CleanResult:
     run_id: int
     moved: list[PlannedMove] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
-    copied_across_filesystems: int = 0
 
     def per_category(self) -> dict[str, int]:
         return dict(sorted(Counter(m.category for m in self.moved).items()))
@@ -160,13 +159,12 @@ def execute_clean(
             try:
                 how = move_file(Path(move.src), Path(move.dst), move.hash, src_bases=roots, dst_bases=targets)
             except MoveError as exc:
-                journal.set_move(run_id, seq, "failed", str(exc))
+                journal.set_move(run_id, seq, MoveState.FAILED, str(exc))
                 result.failed.append((move.src, str(exc)))
             else:
-                journal.set_move(run_id, seq, "moved", how)
+                journal.set_move(run_id, seq, MoveState.MOVED, how)
                 store.relocate(move.image_id, move.dst)
                 result.moved.append(move)
-                result.copied_across_filesystems += how == "copy"
                 if len(result.moved) % 50 == 0:
                     store.commit()
             if on_progress:
@@ -175,7 +173,7 @@ def execute_clean(
         store.commit()
     # Only a run that got through is marked done: an interrupted one stays 'running', and the next
     # clean or undo settles its last move by looking at the disk.
-    journal.set_run_state(run_id, "done")
+    journal.set_run_state(run_id, RunState.DONE)
     return result
 
 

@@ -20,7 +20,16 @@ from pathlib import Path
 
 from cbir.errors import UsageError
 from cbir.moves.safe_move import MoveError, base_of, file_hash, move_file
-from index_store.journal import UNDOABLE_STATES, UNSETTLED_STATES, Journal, MoveRow, RunInfo
+from index_store.journal import (
+    TO_PUT_BACK,
+    UNDOABLE_STATES,
+    UNSETTLED_STATES,
+    Journal,
+    MoveRow,
+    MoveState,
+    RunInfo,
+    RunState,
+)
 from index_store.lock import WriterLock
 from index_store.writer import IndexStore
 
@@ -59,7 +68,7 @@ def clean_history(index_dir: Path) -> list[RunInfo]:
             journal.close()
     if any(r.state in UNSETTLED_STATES for r in runs) and not WriterLock.held(index_dir):
         for r in runs:  # it was killed, and is settled by the next clean or undo
-            r.state = "interrupted" if r.state in UNSETTLED_STATES else r.state
+            r.state = RunState.INTERRUPTED if r.state in UNSETTLED_STATES else r.state
     return runs
 
 
@@ -85,7 +94,7 @@ def run_bases(journal: Journal, run_id: int, roots: list[str]) -> list[str]:
 
 
 def plan_undo(journal: Journal, store: IndexStore, run_id: int, roots: list[str]) -> list[Restore]:
-    moves = list(journal.moves(run_id, ("moved", "undo failed")))
+    moves = list(journal.moves(run_id, TO_PUT_BACK))
     bases = run_bases(journal, run_id, roots)
     claimed: set[str] = set()
     plan = []
@@ -110,7 +119,7 @@ def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_i
     """Put the planned files back, each journaled before ('restoring') and after ('undone')."""
     result = UndoResult(run_id)
     bases = run_bases(journal, run_id, roots)
-    journal.set_run_state(run_id, "undoing")
+    journal.set_run_state(run_id, RunState.UNDOING)
     try:
         for item in plan:
             move = item.move
@@ -121,20 +130,20 @@ def execute_undo(plan: list[Restore], journal: Journal, store: IndexStore, run_i
                 except MoveError as exc:
                     item.problem = str(exc)
             if item.problem is None:
-                journal.set_move(run_id, move.seq, "undone")
+                journal.set_move(run_id, move.seq, MoveState.UNDONE)
                 if move.image_id is not None and move.image_id in store.rows_by_ids([move.image_id]):
                     store.relocate(move.image_id, move.src)
                 result.restored.append(item)
             else:
-                journal.set_move(run_id, move.seq, "undo failed", item.problem)
+                journal.set_move(run_id, move.seq, MoveState.UNDO_FAILED, item.problem)
                 result.problems.append(item)
             if on_progress:
                 on_progress(1)
     finally:
         store.commit()
     # An interrupted undo stays 'undoing'; the next clean or undo settles it by looking at the disk.
-    left = list(journal.moves(run_id, ("moved", "undo failed")))
-    journal.set_run_state(run_id, "partly undone" if left else "undone")
+    left = list(journal.moves(run_id, TO_PUT_BACK))
+    journal.set_run_state(run_id, RunState.PARTLY_UNDONE if left else RunState.UNDONE)
     return result
 
 

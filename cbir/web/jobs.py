@@ -89,9 +89,6 @@ class Jobs:
             raise NoSuchJob(f"no job {job_id!r} (jobs are forgotten when the server restarts)")
         return job
 
-    def recent(self) -> list[Job]:
-        return sorted(self._jobs.values(), key=lambda j: j.started_at, reverse=True)
-
     def close(self) -> None:
         """Wait for the running job; forget queued ones (nothing of theirs has started)."""
         self._worker.shutdown(wait=True, cancel_futures=True)

@@ -43,10 +43,6 @@ class Guard:
     token: str | None = None  # required on every request when set
     csrf: str = field(default_factory=new_token)
 
-    @property
-    def loopback(self) -> bool:
-        return is_loopback(self.host)
-
     def host_allowed(self, host_header: str) -> bool:
         """Without a token only loopback names reach the server (DNS rebinding); with one, any name."""
         if self.token is not None:

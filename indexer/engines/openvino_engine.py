@@ -91,7 +91,6 @@ class OpenVinoEmbedder(Embedder):
         self.categorizer = model.categorizer()
         self.runtime = engine.name
         self.net = OpenVinoNet(files.model, meta["order"], threads, engine.precision)
-        self.net_files = files.model
 
     def raw_outputs(self, x: np.ndarray) -> list[np.ndarray]:
         return self.net(x)
