@@ -57,7 +57,14 @@ CREATE TABLE IF NOT EXISTS moves (
 );
 """
 
-class RunState(str, Enum):
+class _State(str, Enum):
+    """A state stored and shown as its value ("partly undone", not "RunState.PARTLY_UNDONE")."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunState(_State):
     """Where a clean run is: moving (``RUNNING``), through (``DONE``), killed and settled (``INTERRUPTED``),
     being put back (``UNDOING``), put back whole (``UNDONE``) or in part (``PARTLY_UNDONE``)."""
 
@@ -68,11 +75,8 @@ class RunState(str, Enum):
     UNDONE = "undone"
     PARTLY_UNDONE = "partly undone"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class MoveState(str, Enum):
+class MoveState(_State):
     """Where one journaled move is. Clean writes ``PLANNED`` before touching the file, then ``MOVED`` or
     ``FAILED``; settling a killed run decides ``MOVED`` or ``NOT_MOVED`` from the disk. Undo writes
     ``RESTORING`` before moving it back, then ``UNDONE`` or ``UNDO_FAILED``."""
@@ -84,9 +88,6 @@ class MoveState(str, Enum):
     RESTORING = "restoring"
     UNDONE = "undone"
     UNDO_FAILED = "undo failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 UNDOABLE_STATES = (RunState.DONE, RunState.INTERRUPTED, RunState.PARTLY_UNDONE)
