@@ -8,6 +8,11 @@ After every kill:
 At the end, undoing every run restores the tree byte for byte, every path as it was.
 
     python -m benchmarks.fault_injection --kills 40 [--photos DIR] [--json results/faults.json]
+
+The other faults live beside it, and run by name: ``--part memory`` (benchmarks/memory_bombs.py: peak
+memory of `cbir index` and `cbir serve` fed decompression bombs) and ``--part damage``
+(benchmarks/catalog_damage.py: twenty kinds of damage to the catalog, the WAL, the search index, the
+manifest, the tags and the journal, each followed by `status --check`, a query and `cbir index`).
 """
 
 from __future__ import annotations
@@ -106,6 +111,15 @@ def run_and_kill(args: list[str], env: dict[str, str], delay: float) -> bool:
 
 
 def main() -> None:
+    if "--part" in sys.argv:
+        at = sys.argv.index("--part")
+        part = sys.argv[at + 1] if at + 1 < len(sys.argv) else ""
+        del sys.argv[at : at + 2]
+        if part != "kills":
+            from benchmarks import catalog_damage, memory_bombs
+
+            {"memory": memory_bombs.main, "damage": catalog_damage.main}[part]()
+            return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=40, help="Commands to start and kill at random moments.")
     parser.add_argument("--photos", type=Path, default=ROOT / "examples" / "photos",

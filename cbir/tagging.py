@@ -11,6 +11,7 @@ import numpy as np
 from cbir.errors import IndexEmptyError, UsageError
 from cbir.search import Hit, check_query_args, words_to_tags
 from index_store.catalog import CatalogReader
+from index_store.check import require_intact
 from indexer.engines.load import load_embedder
 from indexer.loader import load_image
 from indexer.model import resolve_model
@@ -37,6 +38,7 @@ def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
         raise UsageError(f"-k must be at least 1, got {k}")
     with CatalogReader.open(index_dir) as catalog:
         catalog.require_images()
+        require_intact(catalog)
         wanted = words_to_tags(catalog, words)
         if not catalog.has_tags():
             raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.errors import IndexEmptyError, IndexIncompatibleError
+from cbir.errors import CbirError, DamagedFileError, IndexEmptyError, IndexIncompatibleError
 from index_store import vectors as vec
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds
 from index_store.schema import SCHEMA_VERSION
@@ -25,6 +25,7 @@ from index_store.tag_table import TagReads
 CATALOG_FILE = "catalog.sqlite"
 ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
 CHUNK = 4096  # vectors read per query when streaming them
+_OUR_TABLES = {"meta", "images", "vectors", "roots", "image_tags", "sqlite_sequence"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,14 @@ class ImageRow:
 
 
 def image_row(values: tuple) -> ImageRow:
-    """An ImageRow from a ``SELECT ROW_COLUMNS`` result; the probabilities are decoded here, once."""
+    """An ImageRow from a ``SELECT ROW_COLUMNS`` result; the probabilities are decoded here, once (a damaged
+    value reads as none: they are recomputed from the vector by any head)."""
     image_id, path, size, mtime_ns, digest, category, probs = values
-    return ImageRow(image_id, path, size, mtime_ns, digest, category, json.loads(probs) if probs else None)
+    try:
+        decoded = json.loads(probs) if probs else None
+    except (ValueError, TypeError):
+        decoded = None
+    return ImageRow(image_id, path, size, mtime_ns, digest, category, decoded if isinstance(decoded, dict) else None)
 
 
 def trunk_of(model_id: str) -> str:
@@ -60,18 +66,35 @@ def catalog_exists(index_dir: Path) -> bool:
         return False
 
 
+def damaged_catalog(message: str) -> CbirError:
+    """The error for a catalog SQLite finds damaged (a scribbled or cut page): named, and how to start over."""
+    return DamagedFileError(f"{message}; `cbir index --rebuild DIR` sets it aside and indexes your folders again "
+                            "(your photos are untouched)")
+
+
 def connect_readonly(index_dir: Path) -> sqlite3.Connection:
     catalog = index_dir / CATALOG_FILE
     if not catalog_exists(index_dir):
         raise IndexEmptyError(f"no index at {index_dir}: run `cbir index DIR` first")
     conn = None
     try:
-        conn = connect(catalog, readonly=True)
+        conn = connect(catalog, readonly=True, damaged=damaged_catalog)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "meta" not in tables:
+            if tables - _OUR_TABLES:  # another program's database
+                raise IndexIncompatibleError(f"{catalog} is not a cbir index: it has no meta table")
+            raise DamagedFileError(
+                f"{catalog} holds no catalog: the first `cbir index` into it was cut off, or the "
+                f"{CATALOG_FILE}-wal file beside it was lost; `cbir index --rebuild DIR` sets it aside and starts "
+                "over (your photos are untouched)")
         conn.execute("SELECT 1 FROM meta LIMIT 1")
         check_schema(conn, index_dir)
     except sqlite3.DatabaseError as exc:
         if conn is not None:
             conn.close()
+        if "malformed" in str(exc) or "corrupt" in str(exc):
+            raise DamagedFileError(f"{catalog} is damaged ({exc}); `cbir index --rebuild DIR` sets it aside and "
+                                   "starts over (your photos are untouched)") from exc
         raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
     except BaseException:
         if conn is not None:
@@ -133,11 +156,19 @@ class CatalogReader(TagReads):
 
     @property
     def dim(self) -> int:
-        return int(self.meta("dim", "0") or 0)
+        return self._int_meta("dim")
 
     @property
     def generation(self) -> int:
-        return int(self.meta("generation", "0") or 0)
+        return self._int_meta("generation")
+
+    def _int_meta(self, key: str) -> int:
+        value = self.meta(key, "0") or "0"
+        try:
+            return int(value)
+        except ValueError:
+            raise damaged_catalog(f"{self.index_dir / CATALOG_FILE} is damaged (its '{key}' is {value!r}, not a "
+                                  "number)") from None
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]

@@ -41,18 +41,74 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def connect(file: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open ``file``; read-only connections fall back to immutable mode on read-only media.
+class _GuardedCursor(sqlite3.Cursor):
+    """A cursor whose SQLite failures on a damaged file are cbir's typed errors (its connection says how)."""
+
+    def execute(self, sql, parameters=(), /):
+        with self.connection.guard():  # type: ignore[attr-defined]
+            return super().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        with self.connection.guard():  # type: ignore[attr-defined]
+            return super().executemany(sql, seq_of_parameters)
+
+    def fetchone(self):
+        with self.connection.guard():  # type: ignore[attr-defined]
+            return super().fetchone()
+
+    def fetchall(self):
+        with self.connection.guard():  # type: ignore[attr-defined]
+            return super().fetchall()
+
+    def __next__(self):
+        with self.connection.guard():  # type: ignore[attr-defined]
+            return super().__next__()
+
+
+class GuardedConnection(sqlite3.Connection):
+    """A connection whose statements turn a damaged file's errors into DamagedFileError (or disk-full,
+    read-only), wherever in cbir they run: a scribbled page met by any query is named, never "a bug"."""
+
+    file: Path = Path()
+    damaged: Callable[[str], CbirError] | None = None
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        if self.damaged is None:
+            yield
+            return
+        with guarded(self.file, "reading and writing it", self.damaged):
+            yield
+
+    def cursor(self, factory=_GuardedCursor):
+        return super().cursor(factory)
+
+    def execute(self, sql, parameters=(), /):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        return self.cursor().executemany(sql, seq_of_parameters)
+
+    def executescript(self, script, /):
+        with self.guard():
+            return super().executescript(script)
+
+
+def connect(file: Path, *, readonly: bool = False,
+            damaged: Callable[[str], CbirError] | None = None) -> sqlite3.Connection:
+    """Open ``file``; read-only connections fall back to immutable mode on read-only media. With ``damaged``,
+    every statement's failure on a damaged file becomes the error ``damaged`` makes of its message.
 
     A WAL database needs a writable folder for its shared-memory file even to be read;
     on a DVD or a read-only mount that fails, and SQLite's immutable mode reads the file
     as it is (writers checkpoint the WAL when they close, so the file is complete).
     """
     if not readonly:
-        conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(file, isolation_level=None, check_same_thread=False, factory=GuardedConnection)
     else:
         uri = f"file:{quote(os.fsdecode(file))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               factory=GuardedConnection)
         try:
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.OperationalError:
@@ -60,8 +116,10 @@ def connect(file: Path, *, readonly: bool = False) -> sqlite3.Connection:
             if os.access(file.parent, os.W_OK):
                 raise
             conn = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None,
-                                   check_same_thread=False)
+                                   check_same_thread=False, factory=GuardedConnection)
     conn.text_factory = _text
+    assert isinstance(conn, GuardedConnection)
+    conn.file, conn.damaged = file, damaged
     return conn
 
 

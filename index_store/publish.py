@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from index_store.atomic import atomic_write
-from index_store.catalog import CATALOG_FILE, CatalogReader, vectors_by_id
+from index_store.catalog import CATALOG_FILE, CatalogReader, damaged_catalog, vectors_by_id
 from index_store.db import connect
 from index_store.faiss_index import (
     IndexPlan,
@@ -51,30 +51,60 @@ def index_plan(reader: CatalogReader) -> IndexPlan:
 def published_index(reader: CatalogReader):
     """The FAISS file if its manifest matches this catalog and the file matches its manifest, else None."""
     manifest = read_manifest(reader.index_dir)
-    path = reader.index_dir / FAISS_FILE
     if not manifest or manifest.generation != reader.generation or manifest.model_id != reader.model_id:
         return None
-    if not _file_matches(path, manifest) or not _data_matches(reader.index_dir, manifest):
-        _report_mismatch(path, manifest)
+    try:
+        index = _open_published(reader, manifest)
+    except _Mismatch as exc:
+        say = log.info if manifest.faiss_crc32 is None else log.warning  # an older cbir's: rebuilt once, quietly
+        say("%s; rebuilding it from the catalog", exc)
         return None
+    tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
+    return index
+
+
+def published_problem(reader: CatalogReader) -> str | None:
+    """Why the published search index cannot serve this catalog as it is, or None when it can."""
+    manifest = read_manifest(reader.index_dir)
+    if manifest is None:
+        return "there is no manifest (it is made on the next index)"
+    if manifest.generation != reader.generation or manifest.model_id != reader.model_id:
+        return "it is behind the catalog (an index run was interrupted between its commits and its publish)"
+    try:
+        _open_published(reader, manifest)
+    except _Mismatch as exc:
+        return str(exc)
+    return None
+
+
+class _Mismatch(Exception):
+    """The published files are not what the manifest and the catalog say they are."""
+
+
+def _open_published(reader: CatalogReader, manifest: Manifest):
+    path = reader.index_dir / FAISS_FILE
+    if manifest.faiss_crc32 is None:
+        raise _Mismatch(f"{path} was written by an older cbir that kept no checksum")
+    if not _file_matches(path, manifest) or not _data_matches(reader.index_dir, manifest):
+        raise _Mismatch(f"{path} does not match the size and checksum in its manifest")
     try:
         if manifest.index_type == "ivfpq":
             index = _reranked(reader, open_ondisk(path, reader.index_dir / manifest.ivf_data_file))
         else:
             index = read_index(path)
-    except Exception:  # a torn or foreign file: the catalog can always rebuild it
-        log.warning("FAISS file %s is unreadable; rebuilding it from the catalog", path)
-        return None
+    except Exception as exc:  # a torn or foreign file: the catalog can always rebuild it
+        raise _Mismatch(f"{path} is unreadable ({str(exc).splitlines()[0][:100] if str(exc) else exc})") from exc
+    if faiss_of(index).d != reader.dim or manifest.dim != reader.dim:
+        raise _Mismatch(f"{path} holds {faiss_of(index).d}-d vectors, not the catalog's {reader.dim}-d")
     if index.ntotal != reader.count() or describe_index(index) != (manifest.index_type, manifest.nlist):
-        log.warning("%s is not the index its manifest describes; rebuilding it from the catalog", path)
-        return None
-    tune(index, IndexPlan(manifest.index_type, manifest.nlist, manifest.nprobe))
+        raise _Mismatch(f"{path} is not the index its manifest describes")
     return index
+
 
 def _reranked(reader: CatalogReader, index, keep_alive: object = None) -> Reranked:
     """An on-disk index that re-scores its shortlists from this catalog, on a connection of its own (the
     index may outlive this reader, as in the web server)."""
-    conn = connect(reader.index_dir / CATALOG_FILE, readonly=True)
+    conn = connect(reader.index_dir / CATALOG_FILE, readonly=True, damaged=damaged_catalog)
     lock = threading.Lock()
     dim = reader.dim
 
@@ -119,7 +149,8 @@ def publish(store: CatalogReader, added: set[int], removed: set[int], start_gene
     faiss_path = store.index_dir / FAISS_FILE
     plan = index_plan(store)
     same_plan = manifest is not None and (manifest.index_type, manifest.nlist) == (plan.kind, plan.nlist)
-    intact = manifest is not None and same_plan and _file_matches(faiss_path, manifest)
+    intact = manifest is not None and same_plan and _file_matches(faiss_path, manifest) \
+        and _header_dimension(faiss_path) == store.dim
     if manifest is not None and intact and (manifest.generation, manifest.model_id) == (store.generation,
                                                                                          store.model_id):
         return None  # nothing changed since the last publish
@@ -213,6 +244,17 @@ def _data_matches(index_dir: Path, manifest: Manifest) -> bool:
             os.path.getsize(index_dir / manifest.ivf_data_file) == manifest.ivf_data_bytes
     except OSError:
         return False
+
+
+def _header_dimension(path: Path) -> int | None:
+    """The vector dimension a FAISS file declares: every index FAISS writes starts with a four-letter code and
+    then its dimension (a little-endian int32), an ID map included."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    return int.from_bytes(head[4:8], "little", signed=True) if len(head) == 8 else None
 
 
 def _file_matches(path: Path, manifest: Manifest) -> bool:

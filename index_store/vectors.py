@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from cbir.errors import DamagedFileError
+
 VECTOR_DTYPE = np.dtype("<f2")
 
 
@@ -15,5 +17,13 @@ def encode(vector: np.ndarray) -> bytes:
 
 
 def decode_many(blobs: Iterable[bytes], dim: int) -> np.ndarray:
-    joined = b"".join(blobs)
-    return np.frombuffer(joined, dtype=VECTOR_DTYPE).reshape(-1, dim).astype(np.float32)
+    parts = list(blobs)
+    size = dim * VECTOR_DTYPE.itemsize
+    if any(not isinstance(blob, bytes) or len(blob) != size for blob in parts):
+        raise DamagedFileError(f"the catalog holds a stored vector that is not {dim} float16 values; "
+                               "`cbir index` embeds its image again (`cbir status --check` names the damage)")
+    vectors = np.frombuffer(b"".join(parts), dtype=VECTOR_DTYPE).reshape(-1, dim).astype(np.float32)
+    if not np.isfinite(vectors).all():
+        raise DamagedFileError("the catalog holds a stored vector whose values are not numbers (a scribbled page); "
+                               "`cbir status --check` names the damage, `cbir index --rebuild DIR` starts over")
+    return vectors

@@ -7,6 +7,7 @@ publishes the search index (index_store.publish) for the new generation.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -14,16 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.errors import CbirError, DamagedFileError, IndexIncompatibleError, from_os_error, mixed_models
+from cbir.errors import DamagedFileError, IndexIncompatibleError, from_os_error, mixed_models
+from index_store import check
 from index_store import vectors as vec
 from index_store.atomic import remove_stale_temporaries
-from index_store.catalog import CATALOG_FILE, CatalogReader, catalog_exists, check_schema, trunk_of
+from index_store.catalog import CATALOG_FILE, CatalogReader, catalog_exists, check_schema, damaged_catalog, trunk_of
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
 from index_store.lock import WriterLock
 from index_store.manifest import MANIFEST_FILE
 from index_store.publish import FAISS_FILE, publish, remove_unused_data_files
 from index_store.schema import DDL, SCHEMA_VERSION
 from index_store.tag_table import TagWrites
+
+log = logging.getLogger(__name__)
 
 # Decides, from the catalog as it is (None for a new index), the (model id, dimension, model reference)
 # the writer works under.
@@ -33,10 +37,6 @@ Claim = Callable[["CatalogReader | None"], tuple[str, int, "str | None"]]
 def fixed_claim(model_id: str, dim: int, model_ref: str | None = None) -> Claim:
     """The claim of a writer that knows its model beforehand (scripts, tests)."""
     return lambda reader: (model_id, dim, model_ref)
-
-
-def _damaged_catalog(message: str) -> CbirError:
-    return DamagedFileError(f"{message}: index your folders again into a new --index (your photos are untouched)")
 
 
 class IndexStore(TagWrites, CatalogReader):
@@ -65,7 +65,7 @@ class IndexStore(TagWrites, CatalogReader):
             # A new index is claimed before its catalog is made, so that a refused claim (a model that cannot
             # load) leaves no empty catalog behind.
             decided = claim(None) if not catalog_exists(index_dir) else None
-            conn = connect(catalog)
+            conn = connect(catalog, damaged=damaged_catalog)
         except BaseException:
             lock.release()
             raise
@@ -80,8 +80,8 @@ class IndexStore(TagWrites, CatalogReader):
                     check_schema(conn, index_dir)
                 conn.executescript(DDL)
             except sqlite3.Error as exc:
-                typed = translate(exc, catalog, "opening the index", _damaged_catalog)
-                if typed is not None and not isinstance(typed, DamagedFileError):
+                typed = translate(exc, catalog, "opening the index", damaged_catalog)
+                if typed is not None:
                     raise typed from exc
                 raise IndexIncompatibleError(f"{catalog} is not a cbir index: {exc}") from exc
             # Temporary files of a writer killed mid-publish; we hold the lock, so none is in use.
@@ -91,12 +91,40 @@ class IndexStore(TagWrites, CatalogReader):
             store._claim(*(decided or claim(store)))
             store._ensure_tag_schema()
             store.commit()
+            store._repair()
             return store
         except BaseException:
             # Any refusal (foreign file, newer schema, other model) frees both resources.
             conn.close()
             lock.release()
             raise
+
+    def _repair(self) -> None:
+        """Mend what the quick check finds and the catalog can rebuild: images whose vectors are damaged or
+        missing are forgotten (the walk finds their files and embeds them again), vectors of no image are
+        dropped, and missing tags are recomputed (by clearing the version they were computed with)."""
+        problems = check.quick(self)
+        if not problems:
+            return
+        fatal = [p for p in problems if p.part == "catalog" and p.repair != check.REINDEX]
+        if fatal:
+            raise DamagedFileError(f"index {self.index_dir} is damaged: {fatal[0].detail}; {fatal[0].repair}")
+        damaged = check.damaged_image_ids(self)
+        for start in range(0, len(damaged), 500):
+            part = damaged[start:start + 500]
+            marks = ",".join("?" * len(part))
+            self._write(f"DELETE FROM image_tags WHERE image_id IN ({marks})", part)
+            self._write(f"DELETE FROM vectors WHERE id IN ({marks})", part)
+            self._write(f"DELETE FROM images WHERE id IN ({marks})", part)
+        self._forget(damaged)
+        self._write("DELETE FROM vectors WHERE NOT EXISTS (SELECT 1 FROM images i WHERE i.id = vectors.id)")
+        if any(p.part == "tags" for p in problems):
+            self._write("DELETE FROM meta WHERE key = 'tags_version'")
+        self._dirty = True
+        self.commit()
+        for problem in problems:
+            log.warning("repairing index %s: %s: %s; %s", self.index_dir, problem.part, problem.detail,
+                        problem.repair)
 
     @staticmethod
     def lock(index_dir: Path) -> WriterLock:
@@ -187,7 +215,7 @@ class IndexStore(TagWrites, CatalogReader):
         self._dirty = False
 
     def _typed(self, exc: sqlite3.Error) -> Exception:
-        typed = translate(exc, self.index_dir / CATALOG_FILE, "writing the index", _damaged_catalog)
+        typed = translate(exc, self.index_dir / CATALOG_FILE, "writing the index", damaged_catalog)
         return typed if typed is not None else exc
 
     # -- runs and roots -----------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from cbir.errors import ImageDecodeError
 from index_store.hashing import content_hash
+from indexer.decode_budget import BUDGET
 from indexer.resnet import INPUT_SIZE
 
 IMAGE_EXTENSIONS = frozenset(
@@ -56,26 +59,57 @@ class FileContent:
 
 
 def read_file(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) -> FileContent:
-    """Read a whole file and hash it; the bytes are then decoded without a second read."""
+    """Read a whole regular file and hash it; the bytes are then decoded without a second read.
+
+    The file is opened without blocking and checked to be a regular file before anything is read, so a
+    FIFO or a device put where a photo was costs one ImageDecodeError, never a reader that waits forever.
+    """
     try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size == 0:
-                raise ImageDecodeError("empty file", "0 bytes")
-            if size > max_bytes:
-                raise ImageDecodeError("file too large", f"{size} bytes, limit {max_bytes}")
-            data = fh.read(max_bytes + 1)
-    except ImageDecodeError:
-        raise
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except IsADirectoryError as exc:
         raise ImageDecodeError("not a regular file", str(exc.strerror)) from exc
     except OSError as exc:
         raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageDecodeError("not a regular file", "a folder, device, FIFO or socket")
+        if info.st_size == 0:
+            raise ImageDecodeError("empty file", "0 bytes")
+        if info.st_size > max_bytes:
+            raise ImageDecodeError("file too large", f"{info.st_size} bytes, limit {max_bytes}")
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            data = fh.read(max_bytes + 1)
+    except ImageDecodeError:
+        raise
+    except OSError as exc:
+        raise ImageDecodeError("unreadable", exc.strerror or str(exc)) from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > max_bytes:
+        raise ImageDecodeError("file too large", f"over {max_bytes} bytes")
     return FileContent(data, content_hash(data))
 
 
-def open_reduced(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open and load an image, at a reduced JPEG scale when that still covers ``size``."""
+# Bytes per pixel of a decoded picture, by mode (what Pillow allocates), and how many working copies its
+# processing makes at most (a converted mode, a reduced step before the resize).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16B": 2, "I;16L": 2,
+                    "RGB": 4, "YCbCr": 4, "LAB": 4, "HSV": 4, "RGBA": 4, "RGBa": 4, "CMYK": 4, "I": 4, "F": 4}
+_WORKING_COPIES = 2
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding ``image`` (at its draft size) and working on it takes, at most."""
+    return image.width * image.height * _BYTES_PER_PIXEL.get(image.mode, 4) * _WORKING_COPIES
+
+
+@contextlib.contextmanager
+def open_reduced(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXELS) -> Iterator[Image.Image]:
+    """Open and load an image, at a reduced JPEG scale when that still covers ``size``, within the decode
+    budget (indexer.decode_budget): the header is read first, and the pixels are allocated only once the
+    picture is known to be under ``max_pixels`` and there is room for it."""
     try:
         image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
@@ -84,23 +118,22 @@ def open_reduced(data: bytes, size: int = INPUT_SIZE, max_pixels: int = MAX_PIXE
         raise ImageDecodeError("not an image", "unrecognised format") from exc
     except Exception as exc:  # Pillow plugins raise many types on malformed headers
         raise ImageDecodeError("corrupt image", _short(exc)) from exc
-    width, height = image.size
-    if width * height > max_pixels:
-        image.close()
-        raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {max_pixels} pixels")
-    if width == 0 or height == 0:
-        image.close()
-        raise ImageDecodeError("corrupt image", f"{width}x{height}")
-    if image.format == "JPEG":
-        # Decode at 1/2, 1/4 or 1/8 scale when that still covers the target size:
-        # a 12-megapixel photo then costs a fraction of a full decode.
-        image.draft("RGB", (size, size))
-    try:
-        image.load()
-    except Exception as exc:
-        image.close()
-        raise ImageDecodeError("corrupt image", _short(exc)) from exc
-    return image
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageDecodeError("too many pixels", f"{width}x{height}, limit {max_pixels} pixels")
+        if width == 0 or height == 0:
+            raise ImageDecodeError("corrupt image", f"{width}x{height}")
+        if image.format == "JPEG":
+            # Decode at 1/2, 1/4 or 1/8 scale when that still covers the target size:
+            # a 12-megapixel photo then costs a fraction of a full decode.
+            image.draft("RGB", (size, size))
+        with BUDGET.hold(decoded_bytes(image)):
+            try:
+                image.load()
+            except Exception as exc:
+                raise ImageDecodeError("corrupt image", _short(exc)) from exc
+            yield image
 
 
 # Modes resized as they are and turned into RGB afterwards, on 224x224 rather than on every pixel; for

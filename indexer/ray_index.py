@@ -34,6 +34,7 @@ import numpy as np
 
 from cbir.config import cache_dir
 from cbir.errors import ClusterError
+from indexer.decode_budget import keep_large_allocations_apart
 from indexer.engines.load import load_embedder
 from indexer.engines.machine import inference_threads
 from indexer.loader import load_many
@@ -71,6 +72,7 @@ class EmbedWorker:
     def __init__(self, spec: EngineSpec) -> None:
         for name, value in spec.settings.items():
             os.environ.setdefault(name, value)
+        keep_large_allocations_apart()
 
         self.embedder = load_embedder(spec.weights, spec.model, spec.runtime, spec.threads, bulk=True)
         self.threads = spec.threads
@@ -242,7 +244,7 @@ def connect(address: str | None, settings: dict[str, str]) -> bool:
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                               "logging_level": logging.WARNING,
+                               "logging_level": logging.ERROR,
                                "runtime_env": {"env_vars": dict(settings)}}
     if address is not None and address != "auto":
         _check_reachable(address)

@@ -22,6 +22,8 @@ pytest.importorskip("ray")
 def _index(folder: Path, env, *extra) -> dict:
     proc = run_cbir(["index", str(folder), "--json", "--runtime", "lite", *extra], env)
     assert proc.returncode == 0, proc.stderr
+    # cbir's stderr carries cbir's own lines only: Ray's logs stay in its session folder.
+    assert all(line.startswith("cbir: ") for line in proc.stderr.splitlines() if line.strip()), proc.stderr
     return json.loads(proc.stdout)
 
 

@@ -11,12 +11,14 @@ from cbir.duplicates import DuplicateReport, contact_sheet, find_duplicates, pla
 from cbir.moves.clean import execute_clean, moves_report
 from cbir.text import quote_path
 from index_store.catalog import CatalogReader
+from index_store.check import require_intact
 
 
 def duplicates(index_dir: Path, level: str = "near", *, scope: list[str] | None = None,
                prefer: list[str] | None = None, sheet: str | None = None, progress: Progress = QUIET) -> dict:
     """`cbir duplicates --json`: the groups, read-only."""
     with CatalogReader.open(index_dir) as reader:
+        require_intact(reader)
         report = _scan(reader, level, scope, reader.roots(), prefer, sheet, progress)
     return report.as_dict()
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from cbir.actions.progress import QUIET, Progress
-from cbir.errors import UsageError
+from cbir.errors import CbirError, UsageError
 from cbir.session import open_store, recategorize
 from cbir.status import IndexStatus, index_status
 from cbir.text import quote_path
+from index_store.catalog import CATALOG_FILE
+from index_store.manifest import MANIFEST_FILE
+from index_store.publish import FAISS_FILE
 from index_store.writer import IndexStore
 from indexer.embedder import Embedder
 from indexer.engines.load import load_embedder
@@ -20,9 +24,22 @@ from indexer.ray_index import RayIndexRun, engine_spec
 
 def index(index_dir: Path, folders: list[str], *, model: str | None = None, weights: str | None = None,
           runtime: str | None = None, batch_size: int = 32, workers: int | None = None, threads: int | None = None,
-          index_type: str | None = None, ray_address: str | None = None, progress: Progress = QUIET) -> dict:
-    """Index ``folders`` (none: every folder indexed before) into the index at ``index_dir``; the summary."""
-    roots = [os.path.abspath(f) for f in folders] or known_roots(index_dir)
+          index_type: str | None = None, ray_address: str | None = None, rebuild: bool = False,
+          progress: Progress = QUIET) -> dict:
+    """Index ``folders`` (none: every folder indexed before) into the index at ``index_dir``; the summary.
+
+    ``rebuild`` first sets the catalog and its search index aside (in a ``damaged-TIME`` folder inside the
+    index: nothing is deleted), for a catalog too damaged to mend; the clean journal and thumbnails stay.
+    """
+    roots = [os.path.abspath(f) for f in folders]
+    if rebuild:
+        roots = roots or _roots_if_readable(index_dir)
+        if not roots:
+            raise UsageError("--rebuild needs the folders to index: the damaged catalog does not say them")
+        aside = set_aside(index_dir)
+        if aside is not None:
+            progress.note(f"set the old catalog and search index aside in {quote_path(aside)}")
+    roots = roots or known_roots(index_dir)
     loaded: dict[str, Embedder] = {}
 
     def claim(status: IndexStatus):  # with the lock held, so a busy index fails before the model loads
@@ -43,6 +60,32 @@ def index(index_dir: Path, folders: list[str], *, model: str | None = None, weig
         summary = index_into(store, embedder, roots, batch_size=batch_size, workers=workers, cluster=cluster,
                              progress=progress)
     return {"index": str(index_dir), **summary.as_dict()}
+
+
+def _roots_if_readable(index_dir: Path) -> list[str]:
+    try:
+        return index_status(index_dir).roots or []
+    except CbirError:
+        return []
+
+
+def set_aside(index_dir: Path) -> Path | None:
+    """Move the catalog, its WAL files, the search index and its manifest into ``damaged-TIME`` inside the
+    index folder; None when there was nothing to move."""
+    names = [CATALOG_FILE, CATALOG_FILE + "-wal", CATALOG_FILE + "-shm", FAISS_FILE, MANIFEST_FILE]
+    present = [index_dir / n for n in names if (index_dir / n).exists()]
+    present += sorted(index_dir.glob("*.ivfdata"))
+    if not present:
+        return None
+    aside = index_dir / time.strftime("damaged-%Y%m%d-%H%M%S")
+    aside.mkdir()
+    lock = IndexStore.lock(index_dir)  # nobody may be writing it while it moves
+    try:
+        for path in present:
+            os.replace(path, aside / path.name)
+    finally:
+        lock.release()
+    return aside
 
 
 def known_roots(index_dir: Path) -> list[str]:

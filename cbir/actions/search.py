@@ -16,6 +16,7 @@ from cbir.tagging import find as find_tagged
 from cbir.tagging import tag_images
 from cbir.warm import Warm
 from index_store.catalog import CatalogReader
+from index_store.check import require_intact
 from indexer.loader import read_file
 
 MAX_K = 500  # the most hits a search returns in one answer
@@ -33,6 +34,7 @@ def query(index_dir: Path, image: str | os.PathLike[str], k: int = 10, *, exclud
     warm = warm or Warm(model=model, weights=weights, runtime=runtime, work=None)
     with CatalogReader.open(index_dir) as reader:
         reader.require_images()
+        require_intact(reader)
         allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
         content = read_file(path)
         hits = search_by_picture(reader, warm, content.data, k, path=str(path), exclude_self=exclude_self,
@@ -48,6 +50,7 @@ def query_bytes(index_dir: Path, data: bytes, k: int = 10, *, exclude_self: bool
     warm = warm or Warm()
     with CatalogReader.open(index_dir) as reader:
         reader.require_images()
+        require_intact(reader)
         allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
         hits = search_by_picture(reader, warm, data, k, exclude_self=exclude_self, allowed=allowed,
                                  max_pixels=max_pixels)
@@ -63,6 +66,7 @@ def query_id(index_dir: Path, image_id: int, k: int = 10, *, exclude_self: bool 
         row = reader.rows_by_ids([image_id]).get(image_id)
         if row is None:
             raise ImageNotFoundError(f"no indexed image has id {image_id}")
+        require_intact(reader)
         allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
         searcher = Searcher(reader, warm.search_index(reader))
         return [h.as_dict() for h in searcher.search(reader.vector(image_id), k, row, exclude_self, allowed)]

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from cbir.status import index_status
+from index_store.check import full as full_check
 from indexer.engines.machine import describe, inference_threads
 from indexer.engines.measure import Measurer
 from indexer.model import resolve_model
@@ -15,6 +16,12 @@ from indexer.weights import ensure_weights
 def status(index_dir: Path) -> dict:
     """`cbir status --json`."""
     return index_status(index_dir).as_dict()
+
+
+def check(index_dir: Path) -> dict:
+    """`cbir status --check --json`: every check the index can run on itself, and what mends each problem."""
+    problems = full_check(index_dir)
+    return {"index": str(index_dir), "ok": not problems, "problems": [p.as_dict() for p in problems]}
 
 
 def engines(index_dir: Path, model: str | None = None, weights: str | os.PathLike[str] | None = None,

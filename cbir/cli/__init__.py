@@ -13,6 +13,7 @@ import click
 from cbir import __version__
 from cbir.errors import CbirError, from_os_error
 from cbir.text import one_line
+from indexer.decode_budget import keep_large_allocations_apart
 
 # Every command: its module, its function, and the line `cbir --help` shows for it. A command's module is
 # imported only when that command runs (click's lazy subcommands), so `cbir --help` imports none of the
@@ -84,6 +85,7 @@ def main(args: list[str] | None = None) -> None:
     Library code raises typed errors (cbir.errors); anything else is a bug or an environment
     problem, reported in one line too. ``CBIR_DEBUG=1`` shows the traceback.
     """
+    keep_large_allocations_apart()  # memory a large decode frees goes back to the system
     try:
         cli.main(args, standalone_mode=False)
     except CbirError as exc:

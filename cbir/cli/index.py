@@ -40,11 +40,14 @@ from cbir.config import resolve_index_dir
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on Ray workers (pip install 'cbir[ray]'): alone, on a Ray instance started here; with an "
                    "address (auto, ray://HOST:10001), on that cluster. Workers must see the files at the same paths.")
+@click.option("--rebuild", is_flag=True,
+              help="Start the index over: set its catalog and search index aside (nothing is deleted) and index "
+                   "the folders again; for a catalog too damaged to mend (`cbir status --check` says so).")
 @quiet_option("No progress bar and no per-file skip lines.")
 @json_option
 def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None, weights: str | None,
               runtime: str | None, batch_size: int, workers: int | None, threads: int | None,
-              index_type: str | None, ray_address: str | None, quiet: bool, as_json: bool) -> None:
+              index_type: str | None, ray_address: str | None, rebuild: bool, quiet: bool, as_json: bool) -> None:
     """Embed every image under FOLDERS into the index; re-runs only touch what changed.
 
     With no FOLDERS, every folder indexed before is indexed again.
@@ -53,6 +56,7 @@ def index_cmd(folders: tuple[str, ...], index_dir: str | None, model: str | None
     with BarProgress(quiet) as bar:
         summary = indexing.index(resolve_index_dir(index_dir), list(folders), model=model, weights=weights,
                                  runtime=runtime, batch_size=batch_size, workers=workers, threads=threads,
-                                 index_type=index_type, ray_address=ray_address, progress=bar.progress())
+                                 index_type=index_type, ray_address=ray_address, rebuild=rebuild,
+                                 progress=bar.progress())
     if as_json:
         click.echo(json.dumps(summary, indent=2))

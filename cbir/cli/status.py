@@ -7,8 +7,9 @@ import json
 import click
 
 from cbir.actions import status as actions
-from cbir.cli.common import index_option, json_option, model_option, setup_logging, weights_option
+from cbir.cli.common import echo_err, index_option, json_option, model_option, setup_logging, weights_option
 from cbir.config import resolve_index_dir
+from cbir.errors import DamagedFileError
 from cbir.status import IndexStatus
 from cbir.text import quote_path
 from indexer.engines.table import MEASURE_FROM
@@ -16,9 +17,24 @@ from indexer.engines.table import MEASURE_FROM
 
 @click.command("status")
 @index_option
+@click.option("--check", "full_check", is_flag=True,
+              help="Check the whole index (the catalog with SQLite's integrity check, its vectors and tags, the "
+                   "search index and its manifest, the clean journal) and say what mends each problem; exits 13 "
+                   "when something is damaged.")
 @json_option
-def status_cmd(index_dir: str | None, as_json: bool) -> None:
+def status_cmd(index_dir: str | None, full_check: bool, as_json: bool) -> None:
     """Where the index is, how many images it holds, which model, and its size on disk."""
+    if full_check:
+        report = actions.check(resolve_index_dir(index_dir))
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            for problem in report["problems"]:
+                click.echo(f"damaged\t{problem['part']}\t{problem['detail']}\t{problem['repair']}")
+        if not report["ok"]:
+            raise DamagedFileError(f"index {report['index']} has {len(report['problems'])} problem(s), listed above")
+        echo_err(f"cbir: index {quote_path(report['index'])} checked: no damage found")
+        return
     status = IndexStatus(**actions.status(resolve_index_dir(index_dir)))
     if as_json:
         click.echo(json.dumps(status.as_dict(), indent=2))

@@ -11,7 +11,8 @@ import mimetypes
 import os
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+import anyio
+from fastapi import APIRouter, File, Form, Header, Path, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -23,11 +24,15 @@ from cbir.actions.clean import CleanRequest
 from cbir.actions.status import status as status_action
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.web.server import Server, TooLarge
-from cbir.web.thumbnails import indexed_bytes
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 Level = Literal["exact", "near", "similar"]
+# Ids and offsets are SQLite integers: anything past 2^63 is no image (and must not reach SQLite, which
+# would overflow), so every integer a request carries is range-checked (422).
+MAX_ID = 2**63 - 1
+ImageId = Annotated[int, Path(ge=0, le=MAX_ID, description="An indexed image's id")]
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 
@@ -35,11 +40,21 @@ def server_of(request: Request) -> Server:
     return request.app.state.server
 
 
-def read_upload(server: Server, upload: UploadFile) -> bytes:
-    data = upload.file.read(server.max_upload_bytes + 1)
+async def read_upload(server: Server, upload: UploadFile) -> bytes:
+    data = await upload.read(server.max_upload_bytes + 1)
     if len(data) > server.max_upload_bytes:
         raise TooLarge(f"upload over the {server.max_upload_bytes // (1 << 20)} MiB limit")
     return data
+
+
+async def search_upload(server: Server, data: bytes, k: int, *, exclude_self: bool = False,
+                        tags: list[str] | None = None) -> list[dict]:
+    """A search by uploaded picture, decoded on one of the server's few upload threads: uploads that wait for
+    one hold no request thread, so they can neither take the server's memory nor its other requests."""
+    return await anyio.to_thread.run_sync(
+        lambda: search.query_bytes(server.index_dir, data, k, exclude_self=exclude_self, tags=tags,
+                                   warm=server.warm, max_pixels=server.max_upload_pixels),
+        limiter=server.upload_limiter())
 
 
 @router.get("/session")
@@ -55,17 +70,17 @@ def status(request: Request) -> dict:
 
 
 @router.post("/query")
-def query_upload(request: Request, image: Annotated[UploadFile, File(description="The picture to search with")],
-                 k: Annotated[int, Form(ge=1, le=500)] = 10, exclude_self: Annotated[bool, Form()] = False,
-                 tag: Annotated[list[str] | None, Form()] = None) -> list[dict]:
+async def query_upload(request: Request,
+                       image: Annotated[UploadFile, File(description="The picture to search with")],
+                       k: Annotated[int, Form(ge=1, le=500)] = 10, exclude_self: Annotated[bool, Form()] = False,
+                       tag: Annotated[list[str] | None, Form()] = None) -> list[dict]:
     """`cbir query IMAGE --json` with an uploaded picture: the k most similar indexed images, best first."""
     server = server_of(request)
-    return search.query_bytes(server.index_dir, read_upload(server, image), k, exclude_self=exclude_self, tags=tag,
-                              warm=server.warm, max_pixels=server.max_upload_pixels)
+    return await search_upload(server, await read_upload(server, image), k, exclude_self=exclude_self, tags=tag)
 
 
 @router.get("/query")
-def query_id(request: Request, id: Annotated[int, Query(description="An indexed image's id")],
+def query_id(request: Request, id: Annotated[int, Query(ge=0, le=MAX_ID, description="An indexed image's id")],
              k: Annotated[int, Query(ge=1, le=500)] = 10, exclude_self: bool = False,
              tag: Annotated[list[str] | None, Query()] = None) -> list[dict]:
     """More like an indexed image (from its stored vector), as `cbir query --json` answers."""
@@ -82,44 +97,51 @@ def find(request: Request, word: Annotated[list[str], Query(description="Every o
 
 @router.get("/images")
 def images(request: Request, category: str | None = None, tag: Annotated[list[str] | None, Query()] = None,
-           offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 60) -> dict:
+           offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 60) -> dict:
     """The library, a page at a time, in path order; optionally of one category and with every tag."""
     return server_of(request).library.page(category, tag, offset, limit)
 
 
 @router.get("/images/{image_id}")
-def image(request: Request, image_id: int) -> dict:
+def image(request: Request, image_id: ImageId) -> dict:
     """One indexed image: path, category and probabilities, tags, and whether its file is still as indexed."""
     return server_of(request).library.image(image_id)
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=Response)
-def thumbnail(request: Request, image_id: int) -> Response:
+async def thumbnail(request: Request, image_id: ImageId) -> Response:
     """A small WebP of the image, upright."""
-    return _picture(request, image_id, "thumb")
+    return await _picture(request, image_id, "thumb")
 
 
 @router.get("/images/{image_id}/preview", response_class=Response)
-def preview(request: Request, image_id: int) -> Response:
+async def preview(request: Request, image_id: ImageId) -> Response:
     """A large WebP of the image, upright."""
-    return _picture(request, image_id, "preview")
+    return await _picture(request, image_id, "preview")
 
 
-def _picture(request: Request, image_id: int, size: str) -> Response:
+async def _picture(request: Request, image_id: int, size: str) -> Response:
     server = server_of(request)
-    row = server.library.row(image_id)
+    row = await _files(server, server.library.row, image_id)
     etag = f'"{row.hash}-{size}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    data = server.thumbnails.get(row, size)
+    data = await _files(server, server.thumbnails.get, row, size)
     return Response(data, media_type="image/webp", headers={"ETag": etag, "Cache-Control": "private, no-cache"})
 
 
+async def _files(server: Server, work, *args):
+    """Work that reads the user's files, on the server's few file threads: a slow or stuck file holds one of
+    those, never a request thread, so the rest of the server keeps answering."""
+    return await anyio.to_thread.run_sync(work, *args, limiter=server.file_limiter())
+
+
 @router.get("/images/{image_id}/file", response_class=Response)
-def original(request: Request, image_id: int) -> Response:
+async def original(request: Request, image_id: ImageId) -> Response:
     """The indexed file itself, only while its bytes are still the ones indexed."""
-    row = server_of(request).library.row(image_id)
-    data = indexed_bytes(row)
+    server = server_of(request)
+    row = await _files(server, server.library.row, image_id)
+    data = await _files(server, server.thumbnails.original, row)
     kind = mimetypes.guess_type(os.fsencode(row.path).decode("utf-8", "replace"))[0] or "application/octet-stream"
     if not kind.startswith("image/") or kind == "image/svg+xml":
         kind = "application/octet-stream"
@@ -136,17 +158,17 @@ def history(request: Request) -> list[dict]:
 class CleanBody(BaseModel):
     categories: list[str] = Field(description="Categories to move out; 'all' for every one")
     min_confidence: float = Field(DEFAULT_MIN_CONFIDENCE, ge=0, le=1)
-    ids: list[int] | None = Field(None, description="Only these image ids of the plan (the ones left ticked)")
+    ids: list[Id] | None = Field(None, description="Only these image ids of the plan (the ones left ticked)")
 
 
 class UndoBody(BaseModel):
-    run_id: int | None = Field(None, description="The run to put back (default: the last with files to put back)")
+    run_id: Id | None = Field(None, description="The run to put back (default: the last with files to put back)")
     dry_run: bool = False
 
 
 class DuplicatesBody(BaseModel):
     level: Level = "near"
-    ids: list[int] | None = Field(None, description="Only these extra copies")
+    ids: list[Id] | None = Field(None, description="Only these extra copies")
 
 
 CsrfHeader = Annotated[str | None, Header(alias="X-CSRF-Token", description="csrf_token of GET /api/session")]
@@ -178,15 +200,16 @@ def undo(request: Request, body: UndoBody, x_csrf_token: CsrfHeader = None) -> A
 
 
 @router.get("/duplicates")
-def duplicates(request: Request, level: Level = "near") -> dict:
-    """`cbir duplicates --json`: groups of copies, the one to keep first."""
-    return dups.duplicates(server_of(request).index_dir, level)
+def duplicates(request: Request, level: Level = "near", x_csrf_token: CsrfHeader = None) -> dict:
+    """`cbir duplicates --json`: groups of copies, the one to keep first (work that takes a while: it needs the
+    form token, and a --read-only server refuses it)."""
+    return dups.duplicates(server_of(request).act(x_csrf_token).index_dir, level)
 
 
 @router.post("/duplicates/scan", status_code=202)
-def duplicates_scan(request: Request, body: DuplicatesBody) -> JSONResponse:
+def duplicates_scan(request: Request, body: DuplicatesBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
     """`cbir duplicates --json` as a job with progress, for large libraries."""
-    return _accepted(server_of(request).start_duplicates_scan(body.level))
+    return _accepted(server_of(request).act(x_csrf_token).start_duplicates_scan(body.level))
 
 
 @router.post("/duplicates/move", status_code=202)

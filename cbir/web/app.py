@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbir import __version__
 from cbir.errors import (
@@ -31,7 +32,7 @@ from cbir.errors import (
     WeightsUnavailableError,
 )
 from cbir.web import api, pages
-from cbir.web.jobs import NoSuchJob, error_body
+from cbir.web.jobs import NoSuchJob, TooManyJobs, error_body
 from cbir.web.pages import render
 from cbir.web.security import TOKEN_COOKIE
 from cbir.web.server import Forbidden, Server, ServerReadOnly, TooLarge
@@ -45,7 +46,7 @@ STATUS: dict[type[CbirError], int] = {
     UsageError: 400, ImageNotFoundError: 404, NoSuchJob: 404, IndexEmptyError: 404, IndexBusyError: 409,
     IndexIncompatibleError: 409, ReadOnlyError: 409, ServerReadOnly: 403, Forbidden: 403, TooLarge: 413,
     WeightsUnavailableError: 503, ModelError: 500, IncompleteMoveError: 500, DiskFullError: 507,
-    DamagedFileError: 500,
+    DamagedFileError: 500, TooManyJobs: 429,
 }
 
 
@@ -99,6 +100,11 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(CbirError)
     async def cbir_error(request: Request, exc: CbirError):
         return _error_response(request, http_status(exc), error_body(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        kind = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+        return _error_response(request, exc.status_code, {"type": kind, "code": 2, "message": str(exc.detail)})
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):

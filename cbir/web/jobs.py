@@ -1,7 +1,9 @@
 """Work that takes a while (moving many files, checking for duplicates), run beside the requests.
 
-A job runs on one worker thread, so the server's moves happen one at a time,
-as a single writer's do; its page polls ``/api/jobs/ID`` for progress.
+Jobs that move files run on one worker thread, so the server's moves happen one at a time, as a single
+writer's do; jobs that only read (a duplicates scan) run on a lane of their own, so a long scan never
+delays a clean or an undo. Each lane holds a few jobs at most: one more is refused (HTTP 429) rather than
+queued without end. A job's page polls ``/api/jobs/ID`` for progress.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ _KEPT = 200  # finished jobs remembered
 
 class NoSuchJob(CbirError):
     """A job id the server does not know (HTTP 404)."""
+
+
+class TooManyJobs(CbirError):
+    """A lane already holds as many jobs as it takes (HTTP 429)."""
+
+
+# Jobs a lane holds at most, running and waiting.
+LANE_LIMIT = 4
 
 
 @dataclass
@@ -58,16 +68,26 @@ class Jobs:
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="cbir-job")
+        self._lanes = {"moves": ThreadPoolExecutor(1, thread_name_prefix="cbir-job"),
+                       "reads": ThreadPoolExecutor(1, thread_name_prefix="cbir-scan")}
+        self._lane_of: dict[str, str] = {}
 
-    def start(self, kind: str, work: Callable[[Job], dict | list]) -> Job:
+    def start(self, kind: str, work: Callable[[Job], dict | list], *, reads_only: bool = False) -> Job:
+        """Queue ``work`` on its lane (``reads_only``: the lane that never delays moves); TooManyJobs when full."""
+        lane = "reads" if reads_only else "moves"
         job = Job(secrets.token_hex(8), kind)
         with self._lock:
+            waiting = [j for j in self._jobs.values() if j.finished_at is None and self._lane_of.get(j.id) == lane]
+            if len(waiting) >= LANE_LIMIT:
+                raise TooManyJobs(f"{len(waiting)} jobs of this kind are already running or waiting; try again "
+                                  "when one has finished")
             self._jobs[job.id] = job
+            self._lane_of[job.id] = lane
             finished = [j for j in self._jobs.values() if j.finished_at is not None]
             for old in sorted(finished, key=lambda j: j.finished_at or 0)[:-_KEPT]:
                 del self._jobs[old.id]
-        self._worker.submit(self._run, job, work)
+                self._lane_of.pop(old.id, None)
+        self._lanes[lane].submit(self._run, job, work)
         return job
 
     def _run(self, job: Job, work: Callable[[Job], dict | list]) -> None:
@@ -90,5 +110,6 @@ class Jobs:
         return job
 
     def close(self) -> None:
-        """Wait for the running job; forget queued ones (nothing of theirs has started)."""
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        """Wait for the running jobs; forget queued ones (nothing of theirs has started)."""
+        for lane in self._lanes.values():
+            lane.shutdown(wait=True, cancel_futures=True)

@@ -18,11 +18,12 @@ from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.duplicates import LEVELS
 from cbir.errors import UsageError
 from cbir.search import MATCH_SCORE, RELATED_SCORE
-from cbir.web.api import read_upload, server_of
+from cbir.web.api import MAX_ID, Id, ImageId, read_upload, search_upload, server_of
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=os.path.join(os.path.dirname(__file__), "templates"))
 PER_PAGE = 60
+MAX_PAGE = 10**9  # past any library's last page, and far from overflowing an offset
 
 
 def _display(path: str) -> str:
@@ -52,7 +53,7 @@ def _index_state(server) -> tuple[dict, str | None]:
 
 @router.get("/", response_class=HTMLResponse)
 def library(request: Request, category: str | None = None, tag: str | None = None,
-            page: Annotated[int, Query(ge=1)] = 1) -> HTMLResponse:
+            page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1) -> HTMLResponse:
     server = server_of(request)
     status, note = _index_state(server)
     found: dict = {"total": 0, "images": []}
@@ -65,7 +66,7 @@ def library(request: Request, category: str | None = None, tag: str | None = Non
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search(request: Request, id: int | None = None, q: str | None = None,
+def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None, q: str | None = None,
            k: Annotated[int, Query(ge=1, le=500)] = 24) -> HTMLResponse:
     server = server_of(request)
     context: dict[str, Any] = {"hits": None, "q": q or "", "k": k, "query_id": id}
@@ -79,18 +80,17 @@ def search(request: Request, id: int | None = None, q: str | None = None,
 
 
 @router.post("/search", response_class=HTMLResponse)
-def search_upload(request: Request, image: Annotated[UploadFile, File()],
-                  k: Annotated[int, Form(ge=1, le=500)] = 24) -> HTMLResponse:
+async def search_by_upload(request: Request, image: Annotated[UploadFile, File()],
+                           k: Annotated[int, Form(ge=1, le=500)] = 24) -> HTMLResponse:
     server = server_of(request)
-    hits = searching.query_bytes(server.index_dir, read_upload(server, image), k, warm=server.warm,
-                                 max_pixels=server.max_upload_pixels)
+    hits = await search_upload(server, await read_upload(server, image), k)
     return render(request, "search.html", {"hits": hits, "q": "", "k": k, "query_id": None,
                                            "title": f"Like {_display(image.filename or 'your picture')}",
                                            "status": server.library.status()})
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-def image(request: Request, image_id: int) -> HTMLResponse:
+def image(request: Request, image_id: ImageId) -> HTMLResponse:
     server = server_of(request)
     details = server.library.image(image_id)
     neighbours = searching.query_id(server.index_dir, image_id, 13, exclude_self=True, warm=server.warm)
@@ -122,14 +122,14 @@ def clean_plan(request: Request, csrf_token: Annotated[str, Form()],
 @router.post("/clean/apply")
 def clean_apply(request: Request, csrf_token: Annotated[str, Form()],
                 category: Annotated[list[str], Form()], min_confidence: Annotated[float, Form(ge=0, le=1)],
-                id: Annotated[list[int] | None, Form()] = None) -> RedirectResponse:
+                id: Annotated[list[Id] | None, Form()] = None) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
     job = server.start_clean(category, min_confidence, set(id or []))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.post("/undo")
-def undo(request: Request, csrf_token: Annotated[str, Form()], run_id: Annotated[int, Form()]) -> RedirectResponse:
+def undo(request: Request, csrf_token: Annotated[str, Form()], run_id: Annotated[Id, Form()]) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
     job = server.start_undo(run_id)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -148,16 +148,17 @@ def duplicates(request: Request, job: str | None = None) -> HTMLResponse:
 
 
 @router.post("/duplicates/scan")
-def duplicates_scan(request: Request, level: Annotated[str, Form()] = "near") -> RedirectResponse:
+def duplicates_scan(request: Request, csrf_token: Annotated[str, Form()],
+                    level: Annotated[str, Form()] = "near") -> RedirectResponse:
     if level not in LEVELS:
         raise UsageError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
-    job = server_of(request).start_duplicates_scan(level)
+    job = server_of(request).act(csrf_token).start_duplicates_scan(level)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.post("/duplicates/move")
 def duplicates_move(request: Request, csrf_token: Annotated[str, Form()], level: Annotated[str, Form()],
-                    id: Annotated[list[int] | None, Form()] = None) -> RedirectResponse:
+                    id: Annotated[list[Id] | None, Form()] = None) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
     job = server.start_duplicates_move(level, set(id or []))
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)

@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import anyio
+
 from cbir import __version__
 from cbir.actions import clean as cleaning
 from cbir.actions import duplicates as dups
@@ -23,11 +25,13 @@ from cbir.web.jobs import Job, Jobs
 from cbir.web.library import Library
 from cbir.web.security import Guard
 from cbir.web.thumbnails import Thumbnails
-from indexer.loader import MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 100_000_000  # a 100-megapixel picture; anything larger is not a photo to search with
+UPLOAD_THREADS = 2  # uploads decoded at once; the others wait without holding a request thread
+FILE_THREADS = 8  # requests reading the user's files (thumbnails, originals) at once, likewise
 
 
 class ServerReadOnly(CbirError):
@@ -51,12 +55,26 @@ class Server:
     warm: Warm = field(default_factory=lambda: Warm(bulk=True, work=1))
     read_only: bool = False
     max_upload_bytes: int = MAX_UPLOAD_BYTES
-    max_upload_pixels: int = MAX_PIXELS
+    max_upload_pixels: int = MAX_UPLOAD_PIXELS
     thumbnails: Thumbnails = field(init=False)
     jobs: Jobs = field(default_factory=Jobs)
+    _upload_limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
+    _file_limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.thumbnails = Thumbnails(self.library.index_dir)
+
+    def upload_limiter(self) -> anyio.CapacityLimiter:
+        """The threads uploads are decoded on (made in the server's event loop, on first use)."""
+        if self._upload_limiter is None:
+            self._upload_limiter = anyio.CapacityLimiter(UPLOAD_THREADS)
+        return self._upload_limiter
+
+    def file_limiter(self) -> anyio.CapacityLimiter:
+        """The threads requests that read the user's files run on (made on first use)."""
+        if self._file_limiter is None:
+            self._file_limiter = anyio.CapacityLimiter(FILE_THREADS)
+        return self._file_limiter
 
     @classmethod
     def start(cls, index_dir: Path, guard: Guard, *, model: str | None = None, weights: str | None = None,
@@ -121,7 +139,8 @@ class Server:
 
     def start_duplicates_scan(self, level: str) -> Job:
         return self.jobs.start("duplicates", lambda job: dups.duplicates(self.index_dir, level,
-                                                                          progress=_progress_of(job)))
+                                                                          progress=_progress_of(job)),
+                               reads_only=True)
 
     def start_duplicates_move(self, level: str, chosen: set[int] | None) -> Job:
         return self.jobs.start("duplicates-move", lambda job: dups.move_duplicates(

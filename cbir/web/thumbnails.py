@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 THUMBNAIL_FOLDER = "thumbnails"
 SIZES = {"thumb": 320, "preview": 1280}  # longest side in pixels
 _QUALITY = {"thumb": 78, "preview": 85}
+READ_TIMEOUT_S = 10.0  # a file that takes longer is reported as unreadable (its read goes on, on the pool)
 
 
 class Thumbnails:
@@ -55,10 +57,23 @@ class Thumbnails:
             if future is None:
                 future = self._pending[key] = self._pool.submit(self._make, row, size)
         try:
-            return future.result()
+            return future.result(timeout=READ_TIMEOUT_S)
+        except FutureTimeout:
+            raise ImageNotFoundError(f"{row.path} took over {READ_TIMEOUT_S:.0f} s to read; it is on a drive or "
+                                     "share that does not answer") from None
         finally:
-            with self._lock:
-                self._pending.pop(key, None)
+            if future.done():
+                with self._lock:
+                    self._pending.pop(key, None)
+
+    def original(self, row) -> bytes:
+        """The indexed file's bytes, read on the pool with the same time limit (a stale share costs one
+        request, never a request thread for good)."""
+        future = self._pool.submit(indexed_bytes, row)
+        try:
+            return future.result(timeout=READ_TIMEOUT_S)
+        except FutureTimeout:
+            raise ImageNotFoundError(f"{row.path} took over {READ_TIMEOUT_S:.0f} s to read") from None
 
     def _make(self, row, size: str) -> bytes:
 
