@@ -1,7 +1,8 @@
-"""What every benchmark script shares: timing a call, and reporting its result as JSON."""
+"""What every benchmark script shares: timing a call, reporting its result as JSON, the ImageNet classifier."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -31,3 +32,15 @@ def emit_json(result: object, path: Path | None) -> None:
     print(text)
     if path:
         path.write_text(text + "\n")
+
+
+@functools.cache
+def imagenet_classifier() -> tuple:
+    """The ImageNet classifier's (kernel, bias) from the weights cbir provisions."""
+    from indexer.tags import load_classifier
+    from indexer.weights import ensure_weights
+
+    found = load_classifier(ensure_weights().path)
+    if found is None:
+        raise SystemExit("the ResNet-50 weights cbir found hold no ImageNet classifier")
+    return found

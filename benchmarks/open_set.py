@@ -16,7 +16,10 @@ training.open_set_metrics), on frozen features:
 - other: an explicit "other" class learned from the negatives;
 - other+energy@R: that, plus an energy gate passing the share R of the
   validation photos of the categories, for kinds of photos no negative showed
-  (R = training.head.GATE_TPR_WITH_OTHER is what cbir ships).
+  (0.97 is what cbir shipped before);
+- scene+other+energy@R: what cbir ships: that, the head also reading
+  ImageNet's class scores (indexer.categorizer.head_features), R =
+  training.head.GATE_TPR_WITH_OTHER.
 
 Two protocols: 5-fold cross-validation over all photos (stratified by class
 and, for "other", by subject), so every photo is predicted by a model that
@@ -43,11 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import emit_json
+from benchmarks.common import emit_json, imagenet_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-METHODS = ["closed", "msp", "energy", "knn", "mahalanobis", "other", "other+energy@0.99", "other+energy@0.97"]
+METHODS = ["closed", "msp", "energy", "knn", "mahalanobis", "other", "other+energy@0.99", "other+energy@0.97",
+           "scene+other+energy@0.93"]
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 
 
@@ -108,12 +112,14 @@ def predict(method: str, classes: list[str], train: tuple, val: tuple,
     import training.head as head
 
     (tx, ty), (vx, vy) = train, val
-    use_other = method.startswith("other")
+    use_other = "other" in method
     keep_t = np.ones(len(ty), bool) if use_other else ty != "other"
     keep_v = np.ones(len(vy), bool) if use_other else vy != "other"
     if "@" in method:
         head.GATE_TPR_WITH_OTHER = float(method.split("@")[1])
-    categorizer = head.fit_categorizer(tx[keep_t], list(ty[keep_t]), vx[keep_v], list(vy[keep_v]), classes)
+    scene = imagenet_classifier() if method.startswith("scene") else None
+    categorizer = head.fit_categorizer(tx[keep_t], list(ty[keep_t]), vx[keep_v], list(vy[keep_v]), classes,
+                                       scene=scene)
     if "energy" not in method:
         categorizer.min_energy = None  # the energy gate off; other rejections below
     probs = categorizer.probabilities(test_x)
@@ -149,14 +155,15 @@ def _mahalanobis(x: np.ndarray, y: np.ndarray, classes: list[str]):
     return score
 
 
-def run_protocol(protocol: str, plain, augmented, labels, subjects, classes, k: int, seed: int) -> dict:
+def run_protocol(protocol: str, plain, augmented, labels, subjects, classes, k: int, seed: int,
+                 methods: list[str]) -> dict:
     from cbir.config import DEFAULT_MIN_CONFIDENCE
     from training.classification_metrics import classification_report
     from training.open_set_metrics import _auroc, open_set_report
 
     outputs = [*classes, "other"]
     results = {}
-    for method in METHODS:
+    for method in methods:
         probs = np.zeros((len(labels), len(outputs)))
         in_score = np.zeros(len(labels))
         seen = np.zeros(len(labels), bool)
@@ -202,8 +209,9 @@ def main() -> None:
     parser.add_argument("--gallery", type=Path, default=shared / "gallery")
     parser.add_argument("--other", type=Path, default=shared / "other")
     parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos",
-                        help="the extra people and landscape photos (benchmarks/extra_photos.py; fetched if missing)")
+                        help="benchmarks/extra_photos.py's photos (fetched here when missing)")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {METHODS}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cbir-open-set-features.npz")
     parser.add_argument("--json", type=Path, default=None)
@@ -222,7 +230,7 @@ def main() -> None:
     for protocol, title in (("cv", f"{args.folds}-fold cross-validation (every photo predicted once, unseen)"),
                             ("loso", "leave one 'other' subject out (kinds of photos no negative showed)")):
         result["protocols"][protocol] = run_protocol(protocol, plain, augmented, labels, subjects, classes,
-                                                     args.folds, args.seed)
+                                                     args.folds, args.seed, args.methods.split(","))
         print_table(title, result["protocols"][protocol], classes)
 
     from cbir.config import DEFAULT_MIN_CONFIDENCE

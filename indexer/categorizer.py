@@ -6,7 +6,16 @@ computed at index time from what the engine already returns, and computed
 again from the vectors stored in an index when only the head changes (a new
 default model, a model trained on more data), without embedding anything.
 
-The head is a cosine classifier: ``softmax((scale * unit(x) @ W + b) / T)``.
+The head is a cosine classifier: ``softmax((scale * f(x) @ W + b) / T)``,
+where ``f(x)`` is the unit embedding, or, for a head that reads the scene
+(``scene`` set: the ImageNet classifier), the unit embedding beside the unit,
+centred log-probabilities of ImageNet's 1000 classes (seashore, valley,
+plate, menu...) computed from it, each block weighing the same. The scores
+are computed from the unit embedding at a fixed length (``SCENE_NORM``, the
+typical pooled-feature length), so stored vectors are all a head needs; the
+softmax is what adds information a linear head on the embedding lacks
+(benchmarks/category_sources.py measured both, and the scores at each
+photo's own length: no better).
 Its classes may include ``other``, learned from photos of none of the
 categories. On top of it sits an energy gate: a photo whose energy over the
 categories' logits (``T * logsumexp(logits / T)``, high for what looks like
@@ -27,6 +36,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +44,25 @@ from cbir.errors import ModelError
 
 OTHER = "other"
 CATEGORIZER_FILE = "categorizer.npz"
-CATEGORIZER_FORMAT = 1
+CATEGORIZER_FORMAT = 2  # 2: may hold a scene block; format 1 files (no scene) are read too
+SCENE_NORM = 38.0  # the median pooled-feature length of the ImageNet trunk (indexer.tags.TYPICAL_NORM)
+SCENE_FLOOR = float(np.log(1e-6))  # log-probabilities below this carry no more information, only noise
+
+
+def head_features(vectors: np.ndarray, scene: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """What a head reads: the unit embedding, or with ``scene`` (the ImageNet classifier's kernel and bias)
+    that and the centred, unit ImageNet log-probabilities beside it, the whole of unit length."""
+    x = np.asarray(vectors, np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if scene is None:
+        return x
+    kernel, bias = scene
+    logits = SCENE_NORM * (x @ kernel) + bias
+    logits -= logits.max(axis=1, keepdims=True)
+    log_probs = np.maximum(logits - np.log(np.exp(logits).sum(axis=1, keepdims=True)), SCENE_FLOOR)
+    log_probs -= log_probs.mean(axis=1, keepdims=True)
+    log_probs /= np.maximum(np.linalg.norm(log_probs, axis=1, keepdims=True), 1e-12)
+    return (np.concatenate([x, log_probs], axis=1) / np.sqrt(2.0)).astype(np.float32)
 
 
 @dataclass
@@ -47,6 +75,7 @@ class Categorizer:
     temperature: float = 1.0
     min_energy: float | None = None  # below this energy over the categories' logits: other
     method: dict = field(default_factory=dict)  # how it was made and measured (for the model card)
+    scene: tuple[np.ndarray, np.ndarray] | None = None  # the ImageNet classifier, for a head that reads the scene
 
     @property
     def open_set(self) -> bool:
@@ -58,9 +87,7 @@ class Categorizer:
         return [*self.classes, OTHER] if self.open_set else list(self.classes)
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
-        x = np.asarray(vectors, np.float32)
-        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        return self.scale * (x @ self.weights) + self.bias
+        return self.scale * (head_features(vectors, self.scene) @ self.weights) + self.bias
 
     def energy(self, logits: np.ndarray) -> np.ndarray:
         """``T * logsumexp(logits / T)`` over the categories' columns: how much a photo looks like any of them."""
@@ -94,12 +121,17 @@ class Categorizer:
                 for row in self.probabilities(vectors)]
 
     def save(self, path: Path) -> None:
-        meta = {"format": CATEGORIZER_FORMAT, "classes": self.classes, "head_classes": self.head_classes,
-                "scale": self.scale, "temperature": self.temperature, "min_energy": self.min_energy,
-                "method": self.method}
+        meta = {"format": CATEGORIZER_FORMAT if self.scene is not None else 1, "classes": self.classes,
+                "head_classes": self.head_classes, "scale": self.scale, "temperature": self.temperature,
+                "min_energy": self.min_energy, "method": self.method}
+        # The ImageNet classifier travels in the file (half precision: 4 MB), so a head never needs the
+        # network's weights to recategorize stored vectors.
+        arrays: dict[str, Any] = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                                  "weights": self.weights.astype(np.float32), "bias": self.bias.astype(np.float32)}
+        if self.scene is not None:
+            arrays.update(scene_kernel=self.scene[0].astype(np.float16), scene_bias=self.scene[1].astype(np.float32))
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-                                weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32))
+            np.savez_compressed(fh, **arrays)
 
 
 def load_categorizer(directory: Path, classes: list[str]) -> Categorizer:
@@ -115,19 +147,23 @@ def _load_npz(path: Path, classes: list[str]) -> Categorizer:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(bytes(data["meta"]).decode())
             weights, bias = data["weights"], data["bias"]
+            scene = ((data["scene_kernel"].astype(np.float32), data["scene_bias"].astype(np.float32))
+                     if "scene_kernel" in data.files else None)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot read {path}: {exc}") from None
-    if meta.get("format") != CATEGORIZER_FORMAT or meta.get("classes") != classes:
+    if meta.get("format") not in (1, CATEGORIZER_FORMAT) or meta.get("classes") != classes:
         raise ModelError(f"{path} does not match its model card (format or classes differ)")
     head_classes = list(meta["head_classes"])
-    if weights.shape[1:] != (len(head_classes),) or bias.shape != (len(head_classes),):
+    rows = weights.shape[0] if scene is None else scene[0].shape[0] + scene[0].shape[1]
+    if (weights.shape[1:] != (len(head_classes),) or bias.shape != (len(head_classes),)
+            or weights.shape[0] != rows or (scene is not None and scene[1].shape != scene[0].shape[1:])):
         raise ModelError(f"{path} has weights of the wrong shape for {len(head_classes)} outputs")
     if not set(classes) <= set(head_classes) or not set(head_classes) <= {*classes, OTHER}:
         raise ModelError(f"{path}: its head's classes {head_classes} do not fit the card's {classes}")
     return Categorizer(list(classes), weights, bias, head_classes, float(meta["scale"]),
                        float(meta["temperature"]),
                        None if meta.get("min_energy") is None else float(meta["min_energy"]),
-                       dict(meta.get("method") or {}))
+                       dict(meta.get("method") or {}), scene)
 
 
 def _from_keras_head(path: Path, classes: list[str]) -> Categorizer:

@@ -26,6 +26,16 @@ def render_document(rng: np.random.Generator, size: tuple[int, int] = (360, 480)
     return page
 
 
+def scan_crop(page: np.ndarray, rng: np.random.Generator) -> Image.Image:
+    """Two random columns of a real scanned page (scikit-image's ``page``) stacked into one long, narrow
+    strip: printed text shaped like a till receipt, as a scanner saw it. Rendered text on white is as much
+    a screenshot of a web page as a document, to a person and a model; so is a wide crop of the page."""
+    w = page.shape[1]
+    width = int(rng.integers(128, 161))
+    columns = rng.integers(0, w - width, size=2)
+    return Image.fromarray(np.concatenate([page[:, x: x + width] for x in columns], axis=0))
+
+
 def crop_photo(photo: np.ndarray, rng: np.random.Generator, size: int = 256) -> Image.Image:
     image = Image.fromarray(photo).convert("RGB")
     w, h = image.size

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cbir, save_photo
-from tests.datasets import render_document
+from tests.datasets import render_document, scan_crop
 
 PHOTOS = {"astronaut": "astronaut.jpg", "coffee": "food/coffee.jpg", "china": "trips/china.jpg",
           "camera": "camera.png"}
@@ -30,14 +30,14 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @pytest.fixture
 def tree(tmp_path, photos) -> Path:
-    """Real photos plus rendered documents; two documents share a name to force a collision."""
+    """Real photos plus parts of a real scanned page; two scans share a name to force a collision."""
     root = tmp_path / "pictures"
     for name, rel in PHOTOS.items():
         save_photo(photos[name], root / rel)
     rng = np.random.default_rng(6)
     for rel in ("scans/a/invoice.png", "scans/b/invoice.png", "letter.png", "note.png"):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        render_document(rng).save(root / rel)
+        scan_crop(photos["page"], rng).save(root / rel)
     return root
 
 
@@ -198,7 +198,7 @@ def test_clean_indexes_new_files_under_in_first(tree, cli_env, photos):
     index(tree, cli_env)
     late = tree / "inbox" / "late-scan.png"
     late.parent.mkdir()
-    render_document(np.random.default_rng(11)).save(late)
+    scan_crop(photos["page"], np.random.default_rng(11)).save(late)
     link = tree / "inbox" / "shortcut.png"
     link.symlink_to(os.path.relpath(late, link.parent))
     proc = run_cbir(["clean", "--category", "receipt", "--min-confidence", "0.5", "--in", str(tree / "inbox"),

@@ -17,7 +17,8 @@ def test_default_model_ships_small_with_an_honest_card():
     ref = resolve_model("default")
     card = ref.card
     assert ref.classes == GALLERY_CLASSES and ref.trunk_file is None
-    assert ref.head_file.name == "categorizer.npz" and ref.head_file.stat().st_size < 200_000  # kilobytes
+    # Megabytes: the head and the ImageNet classifier its scene block reads, in half precision.
+    assert ref.head_file.name == "categorizer.npz" and ref.head_file.stat().st_size < 5_000_000
     assert card["trunk"]["source"] == "imagenet" and card["fine_tune"]["mode"] == "head"
     assert card["recipe"]["script"] == "benchmarks/train_default.py"
     assert any("receipt" in note and "documents" in note for note in card["notes"])
@@ -27,8 +28,13 @@ def test_default_model_ships_small_with_an_honest_card():
     test = card["metrics"]["test"]
     assert test["samples"] == sum(test["per_class"][c]["support"] for c in [*GALLERY_CLASSES, "other"])
     assert test["per_class"]["other"]["support"] >= 30  # held-out photos of none of the categories
-    # The figures the card claims are those of the held-out mixture (see benchmarks/open_set.py).
-    assert test["accuracy"] >= 0.9 and test["open_set"]["other_moved"] <= 0.03 and test["open_set"]["ece"] <= 0.05
+    # The figures the card claims are those of the held-out mixture (see benchmarks/open_set.py). The gate
+    # files 7% of the categories' photos as "other" on purpose, which costs calibration on them.
+    assert test["accuracy"] >= 0.9 and test["open_set"]["other_moved"] <= 0.03 and test["open_set"]["ece"] <= 0.1
+    # ... and on sources it never saw (benchmarks/category_sources.py), with where its photos came from.
+    held = card["metrics"]["held_out_sources"]
+    assert set(held["per_category"]) == set(GALLERY_CLASSES) and held["other_moved"] <= 0.03
+    assert all(len(card["data"]["sources"][c]) >= 5 for c in GALLERY_CLASSES)
 
 
 def test_default_model_puts_real_photos_in_sensible_categories(weights_file, photos):

@@ -103,7 +103,7 @@ def _other_head(tmp_path: Path) -> Path:
     card["metrics"] = {}
     (model / "model_card.json").write_text(json.dumps(card))
     Categorizer(["document", "scene"], default.weights[:, cols], default.bias[cols], ["document", "scene", "other"],
-                default.scale, default.temperature, None).save(model / "categorizer.npz")
+                default.scale, default.temperature, None, scene=default.scene).save(model / "categorizer.npz")
     return model
 
 
@@ -235,4 +235,37 @@ def test_evaluate_reports_open_set_figures(open_world, weights_file, tmp_path, c
     assert report["classification"]["confusion_matrix"]["labels"][-1] == "other"
     assert "closed-set" not in " ".join(report["notes"])  # the default model has "other"
     png = (tmp_path / "confusion-reliability.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_evaluate_holds_out_every_source_and_draws_precision_recall(open_world, weights_file, tmp_path, cli_env):
+    data, unlike = tmp_path / "eval", tmp_path / "unlike"
+    shutil.copytree(open_world / "data" / "document", data / "receipt")
+    shutil.copytree(open_world / "data" / "portrait", data / "people")
+    shutil.copytree(open_world / "unlike", unlike)
+    rows = [f"{p.parent.name}/{p.name},{'press' if i % 2 else 'archive'}"
+            for i, p in enumerate(sorted(data.glob("*/*")))]
+    (data / "manifest.csv").write_text("path,source\n" + "\n".join(rows) + "\n")
+    args = ["evaluate", str(data), "--other", str(unlike), "--group-by", "source", "--no-retrieval"]
+
+    proc = run_cbir(args, cli_env)  # the other folder has no manifest: said before anything is embedded
+    assert proc.returncode == 2 and "manifest.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+    (unlike / "manifest.csv").write_text("path,source\n" + "".join(f"{p.name},web\n" for p in unlike.glob("*.jpg")))
+    proc = run_cbir([*args, "--json", "--plot", str(tmp_path / "confusion.png")], cli_env)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    held = report["held_out_sources"]
+    assert [row["source"] for row in held["per_source"]] == ["archive", "press", "web"]
+    assert sum(row["photos"] for row in held["per_source"]) == 23
+    assert held["per_source"][2]["recall"] is None and held["per_source"][2]["classes"] == {"other": 3}
+    # The default model's other categories have no photo here: not in the macro average, said so.
+    for classification in (report["classification"], held["classification"]):
+        assert classification["absent_classes"] == ["food", "landscape", "screenshot"]
+        assert classification["macro_avg_over"] == ["people", "receipt", "other"]
+    assert set(report["precision_recall"]) == {"food", "landscape", "people", "receipt", "screenshot"}
+    receipt = {p["threshold"]: p for p in held["precision_recall"]["receipt"]}
+    assert receipt[0.7]["recall"] == held["at_threshold"]["moved"]["receipt"]["recall"]
+    png = (tmp_path / "confusion-precision-recall.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.categorizer import OTHER, Categorizer
+from indexer.categorizer import OTHER, Categorizer, head_features
 from indexer.resnet import EMBEDDING_DIM
 
 COSINE_SCALE = 16.0
@@ -65,20 +65,25 @@ def _plain(history: dict) -> dict[str, list[float]]:
     return {key: [float(v) for v in values] for key, values in history.items()}
 
 
-# How the categorizer is made (chosen by benchmarks/open_set.py on the development data):
-# a multinomial logistic regression on the cosine-scaled features, classes balanced, the
+# How the categorizer is made (chosen by benchmarks/open_set.py and benchmarks/category_sources.py
+# on the development data): a multinomial logistic regression on the cosine-scaled features (with
+# the scene block on the ImageNet trunk: indexer.categorizer.head_features), classes balanced, the
 # "other" class weighing half its balanced share (so one broad negative class does not crowd
 # out thin categories), L2 strength C; then a temperature fitted on the validation split, and
 # an energy gate set so that this share of the validation photos of the categories pass it.
+# 0.93 with "other": on sources held out of training, 0.97 moved 2.9% of the photos of none of
+# the categories and the wrong photos a clean moved cost more precision than the gate saves recall.
 LOGISTIC_C = 0.3
 OTHER_WEIGHT = 0.5
-GATE_TPR_WITH_OTHER = 0.97
+GATE_TPR_WITH_OTHER = 0.93
 GATE_TPR_WITHOUT_OTHER = 0.95
 
 
 def fit_categorizer(train_x: np.ndarray, train_y: list[str], val_x: np.ndarray, val_y: list[str],
-                    classes: list[str], *, c: float = LOGISTIC_C, other_weight: float = OTHER_WEIGHT):
-    """A calibrated open-set categorizer from frozen unit features; labels are class names or "other"."""
+                    classes: list[str], *, c: float = LOGISTIC_C, other_weight: float = OTHER_WEIGHT,
+                    scene: tuple[np.ndarray, np.ndarray] | None = None):
+    """A calibrated open-set categorizer from frozen unit features; labels are class names or "other".
+    ``scene``, the ImageNet classifier (kernel, bias), makes a head that reads ImageNet's scores too."""
     from sklearn.linear_model import LogisticRegression
 
 
@@ -89,13 +94,13 @@ def fit_categorizer(train_x: np.ndarray, train_y: list[str], val_x: np.ndarray, 
     if OTHER in weights:
         weights[OTHER] *= other_weight
     model = LogisticRegression(C=c, max_iter=5000, class_weight=weights)
-    model.fit(_unit(train_x) * COSINE_SCALE, labels)
+    model.fit(head_features(train_x, scene) * COSINE_SCALE, labels)
     coef, intercept = model.coef_, model.intercept_
     if len(model.classes_) == 2:  # a binary fit keeps one logit; as two, softmax gives the same sigmoid
         coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
     order = [list(model.classes_).index(name) for name in head_classes]
     categorizer = Categorizer(list(classes), coef[order].T.astype(np.float32),
-                              intercept[order].astype(np.float32), head_classes, COSINE_SCALE)
+                              intercept[order].astype(np.float32), head_classes, COSINE_SCALE, scene=scene)
     val_y_arr = np.asarray(val_y)
     known_val = np.isin(val_y_arr, classes)
     tpr = GATE_TPR_WITH_OTHER if OTHER in head_classes else GATE_TPR_WITHOUT_OTHER
@@ -105,8 +110,10 @@ def fit_categorizer(train_x: np.ndarray, train_y: list[str], val_x: np.ndarray, 
         categorizer.temperature = fit_temperature(logits[in_head], [head_classes.index(v) for v in val_y_arr[in_head]])
         categorizer.min_energy = float(np.quantile(categorizer.energy(logits[known_val]), 1 - tpr))
     categorizer.method = {
-        "name": "cosine logistic head" + (" with a learned 'other' class" if OTHER in head_classes else "")
+        "name": "cosine logistic head" + (" on the embedding and ImageNet's class scores" if scene else "")
+                + (" with a learned 'other' class" if OTHER in head_classes else "")
                 + " + temperature scaling + energy gate",
+        "inputs": "embedding + ImageNet log-probabilities" if scene is not None else "embedding",
         "logistic_c": c, "other_weight": other_weight if OTHER in head_classes else None,
         "temperature": round(categorizer.temperature, 4),
         "gate": {"score": "energy over the categories' logits", "min_energy": categorizer.min_energy,
@@ -132,8 +139,3 @@ def fit_temperature(logits: np.ndarray, targets: list[int]) -> float:
 
     best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(best.x))
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -106,3 +106,27 @@ def _auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     greater = (positive[:, None] > negative[None, :]).sum()
     ties = (positive[:, None] == negative[None, :]).sum()
     return float((greater + 0.5 * ties) / (len(positive) * len(negative)))
+
+
+CURVE_THRESHOLDS = tuple(round(0.05 * step, 2) for step in range(1, 20))
+
+
+def pr_curves(truth: list[str], probs: np.ndarray, outputs: list[str],
+              thresholds: tuple[float, ...] = CURVE_THRESHOLDS) -> dict[str, list[dict]]:
+    """Per category, the precision and recall of what a clean would move at each threshold (a clean moves a photo
+    when the category is its most likely output and at least that likely)."""
+    truth_arr = np.asarray(truth)
+    probs = np.asarray(probs, np.float64)
+    predicted = np.asarray(outputs)[probs.argmax(axis=1)]
+    confidence = probs.max(axis=1)
+    curves: dict[str, list[dict]] = {}
+    for name in (o for o in outputs if o != OTHER):
+        support = int(np.sum(truth_arr == name))
+        points = []
+        for t in thresholds:
+            mine = (predicted == name) & (confidence >= t)
+            hits = int(np.sum(mine & (truth_arr == name)))
+            points.append({"threshold": t, "precision": round(hits / int(mine.sum()), 4) if mine.any() else None,
+                           "recall": round(hits / support, 4) if support else None, "moved": int(mine.sum())})
+        curves[name] = points
+    return curves

@@ -80,3 +80,28 @@ def plot_reliability(bins: list[dict], ece: float, path: Path, title: str) -> Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_pr_curves(curves: dict[str, list[dict]], path: Path, title: str, threshold: float) -> Path:
+    """Each category's precision against recall over the clean threshold, ``threshold`` marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, points in curves.items():
+        kept = [p for p in points if p["precision"] is not None and p["recall"] is not None]
+        if not kept:
+            continue
+        line = ax.plot([p["recall"] for p in kept], [p["precision"] for p in kept], marker=".", label=name)[0]
+        at_default = [p for p in kept if abs(p["threshold"] - threshold) < 1e-9]
+        if at_default:
+            ax.scatter([at_default[0]["recall"]], [at_default[0]["precision"]], s=60, color=line.get_color(),
+                       edgecolor="black", zorder=3)
+    ax.set_xlabel("recall (share of the category's photos a clean moves)")
+    ax.set_ylabel("precision (share of the moved photos that belong)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{title}\n(circled: threshold {threshold:g})", fontsize=9)
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

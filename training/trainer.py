@@ -28,6 +28,7 @@ from indexer.embedder import weights_digest
 from indexer.engines.keras_engine import KerasEmbedder
 from indexer.model import CARD_FILE, CARD_FORMAT, CARD_FORMAT_VERSION, CATEGORIZER_FILE, TRUNK_FILE, ModelRef
 from indexer.resnet import EMBEDDING_DIM, INPUT_SIZE
+from indexer.tags import load_classifier
 from indexer.weights import ensure_weights
 from training.augment import build_augmenter
 from training.classification_metrics import classification_report
@@ -73,6 +74,7 @@ class TrainOptions:
     notes: list[str] = field(default_factory=list)
     weights: str | None = None
     other: list[Path] = field(default_factory=list)  # folders of photos of none of the classes (negatives)
+    scene: bool = True  # the head also reads ImageNet's class scores (--fine-tune head only)
     progress: ProgressFactory = no_progress  # the CLI passes one that draws bars on stderr
 
 
@@ -181,8 +183,11 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
         # The categorizer is fitted on what the fine-tuned network computes.
         train_f, val_f, _ = _features(embedder, data, idx, class_index, augmenter, options, "fine-tuned ResNet-50")
 
+    # ImageNet's class scores are only the scene on the trunk ImageNet's classifier was trained with.
+    weights = embedder.weights
+    scene = load_classifier(weights.path) if mode == "head" and options.scene and weights is not None else None
     categorizer = fit_categorizer(train_f.vectors, [head_classes[i] for i in train_f.labels], val_f.vectors,
-                                  [head_classes[i] for i in val_f.labels], classes)
+                                  [head_classes[i] for i in val_f.labels], classes, scene=scene)
     log.info("categorizer: %s; temperature %.3f%s", categorizer.method["name"], categorizer.temperature,
              f", energy gate {categorizer.min_energy:.3f}" if categorizer.min_energy is not None else "")
     phases.append({"name": "categorizer", "method": categorizer.method["name"],
@@ -199,7 +204,7 @@ def _train_into(staging: Path, data: DatasetCheck, split: Split, options: TrainO
     (staging / HISTORY_FILE).write_text(json.dumps({"phases": phases}, indent=1) + "\n")
     if any("history" in phase for phase in phases):
         plot_curves([phase for phase in phases if "history" in phase], staging / CURVES_FILE)
-    card = _card(options, data, split, classes, trunk, phases, class_weight, head_classes)
+    card = _card(options, data, split, classes, trunk, phases, class_weight, head_classes, scene is not None)
     card["categorizer"] = {"file": CATEGORIZER_FILE, **categorizer.method}
     _write_card(staging, card)
 
@@ -260,7 +265,7 @@ def _test_metrics(embedder, data: DatasetCheck, test_idx: list[int], staging: Pa
 
 
 def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list[str], trunk: dict,
-          phases: list[dict], class_weight: dict[int, float], head_classes: list[str]) -> dict:
+          phases: list[dict], class_weight: dict[int, float], head_classes: list[str], scene: bool) -> dict:
     import keras
     import tensorflow as tf
 
@@ -270,7 +275,9 @@ def _card(options: TrainOptions, data: DatasetCheck, split: Split, classes: list
         "name": options.name or Path(options.out_dir).name,
         "classes": classes,
         "architecture": "ResNet-50 (keras.applications) -> global average pooling (2048-d, the retrieval "
-                        "embedding) -> categorizer (L2 normalisation, x16, multinomial logistic regression over "
+                        "embedding) -> categorizer (L2 normalisation" + (
+                            ", beside ImageNet's 1000 class log-probabilities from the same features"
+                            if scene else "") + ", x16, multinomial logistic regression over "
                         "the classes" + (" and 'other'" if OTHER in head_classes else "") + ", temperature, "
                         "energy gate; see indexer/categorizer.py)",
         "input": {"size": [INPUT_SIZE, INPUT_SIZE, 3], "preprocessing": PREPROCESSING},
