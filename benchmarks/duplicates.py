@@ -1,14 +1,16 @@
-"""`cbir duplicates` against imagededup's hashes: pair precision, recall and group purity, same data, same run.
+"""`cbir duplicates` against imagededup's hashes: pair precision, recall and group purity, same data, same run;
+then its cost on a large library.
 
-    python -m benchmarks.duplicates [--imagededup-python PY] [--scale 100000] [--json OUT]
+    python -m benchmarks.duplicates [--imagededup-python PY] [--files 10000 [--catalog 100000]] [--json OUT]
 
-Data (all real photos, from ../shared):
+Data (all real photos, from ../shared and the extra photos):
 - variants: 82 distinct development photos (food, screenshots, documents,
   people, landscapes, other), each saved the ways real life makes copies:
   JPEG re-encoded at quality 30 and 55-85, downscaled to 25-50%, cropped to
   70-95%, stored sideways with an EXIF rotation, brightness and contrast
-  +-20%, a caption watermark, and one byte-for-byte second copy; 9 files
-  per photo;
+  +-20%, a caption watermark, one byte-for-byte second copy, and the tone
+  edits of ``tone_edits`` (a curve, an HDR-style local tone map, selective
+  colour) and an AVIF re-encode; 13 files per photo;
 - real groups: ../shared/data/near_duplicates (29 groups; burst, stereo and
   video frames count only at the ``similar`` level) and the copies the
   gallery already holds (GALLERY_COPIES, labelled by hand);
@@ -16,14 +18,16 @@ Data (all real photos, from ../shared):
   screenshots of many pages of the same manuals and web sites, scanned
   documents), the extra photos, and ../shared/data/other, so that false
   pairs have every chance.
-Originals and real groups are split in two halves (seeded): cbir's
-thresholds were chosen on the first, and figures are given for the second,
-held out, with the distractors. imagededup (PHash, DHash, WHash, AHash, run
+Originals and real groups are split in two halves (seeded): cbir's rule is
+chosen on the first (benchmarks.duplicates_rules: every look at every
+candidate pair, then a grid of thresholds), and figures are given for the
+second, held out, with the distractors; ``page_groups`` counts groups that
+join two different gallery pages. imagededup (PHash, DHash, WHash, AHash, run
 in the Python given by --imagededup-python, since it needs PyTorch) gets its
 ``max_distance_threshold`` chosen the same way, best F1 on the first half
-over its documented range. With --scale N, the candidate search of
-`cbir duplicates` (FAISS nearest neighbours over every vector) is timed on N
-synthetic vectors in a real cbir index.
+over its documented range. With --files N and --catalog M, `cbir duplicates`
+is timed on about N real files and on an M-image catalog made from them
+(benchmarks.duplicates_scale).
 """
 
 from __future__ import annotations
@@ -80,6 +84,29 @@ def make_variants(sources: list[Path], out: Path, seed: int) -> None:
         ImageDraw.Draw(marked).text((image.width * 0.05, image.height * 0.88), "(c) my holiday 2024",
                                     fill=(255, 255, 255), font=ImageFont.load_default(size=max(12, image.width // 25)))
         marked.save(group / "watermark.jpg", quality=90)
+        tone_edits(image, rng, group)
+
+
+def tone_edits(image, rng: random.Random, group: Path) -> None:
+    """What photo editors do to tones, none of it a linear change of brightness: a curve, a local (HDR-style)
+    tone map, a selective-colour edit, and an AVIF re-encode."""
+    import numpy as np
+    from PIL import Image
+    from skimage.exposure import equalize_adapthist
+
+    rgb = np.asarray(image, np.float32) / 255.0
+    gamma = rng.choice([0.45, 0.6, 1.7, 2.2])
+    curve = rgb ** gamma
+    curve = curve - 4 * rng.uniform(0.15, 0.4) * curve * (1 - curve) * (2 * curve - 1)  # and a monotone S-curve
+    Image.fromarray((np.clip(curve, 0, 1) * 255).astype(np.uint8)).save(group / "tone_curve.jpg", quality=90)
+    local = equalize_adapthist(rgb, kernel_size=max(8, min(rgb.shape[:2]) // 6), clip_limit=rng.uniform(0.02, 0.05))
+    Image.fromarray((np.clip(local, 0, 1) * 255).astype(np.uint8)).save(group / "hdr_tonemap.jpg", quality=90)
+    hsv = np.asarray(image.convert("HSV"), np.float32)
+    keep = np.abs(((hsv[..., 0] - rng.uniform(0, 255) + 128) % 256) - 128) < 32  # one hue band keeps its colour
+    grey = np.asarray(image.convert("L").convert("RGB"), np.float32)
+    selective = np.where(keep[..., None], np.asarray(image, np.float32), grey)
+    Image.fromarray(selective.astype(np.uint8)).save(group / "selective_colour.jpg", quality=90)
+    image.save(group / "avif.avif", quality=rng.randint(40, 70))
 
 
 # Copies already in the gallery, found by looking at every group `cbir duplicates --level similar` and an
@@ -96,6 +123,9 @@ GALLERY_COPIES = {
                             "receipt/pypi-sdist_ocrmypdf__3small-1.png"]),
     "linn leaflet": ("near", [f"receipt/pypi-sdist_ocrmypdf__{n}.png" for n in
                               ("poster-1", "linn", "cardinal-1", "jbig2-1", "skew-1", "rotated_skew-1")]),
+    # one test page scanned upright, upside down and sideways
+    "phototest page": ("near", [f"receipt/debsrc_tesseract__{n}" for n in
+                                ("phototest.tif", "phototest-rotated-180.png", "phototestrot.tif")]),
     # a half-width crop of one of the extra photos (benchmarks/extra_photos.py)
     "obama portrait": ("near", ["people/pypi-sdist_face_recognition__obama_partial_face.jpg",
                                 "EXTRA/people/pypi_sdist_face_recognition__obama.jpg"]),
@@ -122,10 +152,13 @@ def build(work: Path, shared: Path, extra: Path, seed: int) -> tuple[Path, dict[
     make_variants(sources, photos / "variants", seed)
     truth: dict[str, dict] = {}
     halves = {f"v:g{i:03d}": i % 2 for i in range(len(sources))}
-    for path in (photos / "variants").rglob("*.jpg"):
+    # Which gallery page a file shows (None: a photo): the target "two different documents never group".
+    pages = {f"v:g{i:03d}": str(path) if path.parent.name in ("screenshot", "receipt") else None
+             for i, path in enumerate(sources)}
+    for path in (photos / "variants").rglob("*.*"):
         group = f"v:{path.parent.name}"
         truth[str(path.relative_to(photos))] = {"identity": group, "kind": "near", "half": halves[group],
-                                                "bytes": _md5(path)}
+                                                "bytes": _md5(path), "page": pages[group]}
     rows = list(csv.DictReader(open(shared / "near_duplicates" / "manifest.csv")))
     real = [(f"n:{r['group']}", "similar" if any(k in r["relation"] for k in KIN) else "near",
              shared / "near_duplicates" / r["path"], Path("near") / r["path"]) for r in rows]
@@ -136,8 +169,9 @@ def build(work: Path, shared: Path, extra: Path, seed: int) -> tuple[Path, dict[
         target = photos / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())
+        page = identity if identity.startswith("g:") and relative.parent.name in ("screenshot", "receipt") else None
         truth[str(relative)] = {"identity": identity, "kind": kind, "half": groups.index(identity) % 2,
-                                "bytes": _md5(target)}
+                                "bytes": _md5(target), "page": page}
     # Distractors: every other photo and page, each once. A photo that is the same picture as one already
     # taken (the same bytes, or re-encoded: 32-pixel grey versions correlating 0.98) would be an unlabelled
     # copy, so it is left out.
@@ -160,8 +194,9 @@ def build(work: Path, shared: Path, extra: Path, seed: int) -> tuple[Path, dict[
             target = photos / "distractors" / pool.name / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
-            truth[str(target.relative_to(photos))] = {"identity": f"d:{digest}", "kind": "distinct", "half": None,
-                                                      "bytes": digest}
+            truth[str(target.relative_to(photos))] = {
+                "identity": f"d:{digest}", "kind": "distinct", "half": None, "bytes": digest,
+                "page": str(path) if pool.name in ("screenshot", "receipt") else None}
     print(f"{left_out} distractor(s) left out as the same picture as another file", file=sys.stderr)
     return photos, truth
 
@@ -238,25 +273,9 @@ def imagededup_groups(python: str, photos: Path, method: str, threshold: int) ->
     return components((a, b) for a, dups in found.items() for b in dups)
 
 
-def scale_test(n: int, work: Path) -> dict:
-    """Time the candidate search on ``n`` synthetic vectors in a real cbir index."""
-    from benchmarks.query_latency import build_index
-    from cbir.duplicates import NEAR_RULE, NEIGHBOURS, NPROBE, _candidate_pairs
-    from index_store.catalog import CatalogReader
-
-    index_dir = work / f"scale-{n}"
-    build_index(index_dir, n, "synthetic-model")
-    reader = CatalogReader.open(index_dir)
-    try:
-        started = time.monotonic()
-        pairs = _candidate_pairs(reader, NEAR_RULE[0], lambda path: True)
-        seconds = time.monotonic() - started
-        kind = reader.index_plan().description
-    finally:
-        reader.close()
-    return {"vectors": n, "index": kind, "lists_probed": NPROBE, "neighbours": NEIGHBOURS,
-            "candidate_search_s": round(seconds, 1),
-            "candidate_pairs": len(pairs)}
+def page_groups(groups: list[list[str]], truth: dict[str, dict]) -> int:
+    """Groups that join two different gallery pages (screenshots, scans, receipts): the issue wants none."""
+    return sum(len({truth[m].get("page") for m in g if m in truth} - {None}) > 1 for g in groups)
 
 
 def main() -> None:
@@ -265,7 +284,10 @@ def main() -> None:
     parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos")
     parser.add_argument("--imagededup-python", default=None,
                         help="a Python with imagededup installed (it needs PyTorch); left out when not given")
-    parser.add_argument("--scale", type=int, default=0, help="also time the candidate search on N vectors")
+    parser.add_argument("--files", type=int, default=0,
+                        help="also time `cbir duplicates` on about N real files (variants of every photo)")
+    parser.add_argument("--catalog", type=int, default=0,
+                        help="and on an N-image catalog made from those files (needs --files)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -278,10 +300,17 @@ def main() -> None:
     env = dict(os.environ, CBIR_HOME=str(work / "home"))
     subprocess.run([sys.executable, "-m", "cbir", "index", str(photos), "-q"], env=env, check=True)
     result: dict = {"files": len(truth), "held_out_half": 1, "methods": {}}
+    from benchmarks.duplicates_rules import choose, measure
+    from cbir.duplicates import RULES
+
+    measured, relative, exact = measure(work / "home" / "index", photos)
+    result["rule_choice"] = {**choose(measured, relative, exact, truth, lambda p: truth.get(p, {}).get("page")),
+                             "shipped": {level: [vars(r) for r in rules] for level, rules in RULES.items()}}
     for level in ("near", "similar", "exact"):
         groups, cost = cbir_groups(photos, env, level)
         result["methods"][f"cbir {level}"] = {**score(groups, truth, 1, level),
-                                              "tuning_half": score(groups, truth, 0, level), **cost}
+                                              "tuning_half": score(groups, truth, 0, level),
+                                              "page_groups": page_groups(groups, truth), **cost}
     if args.imagededup_python:
         for method in HASHES:
             tuning = {t: score(imagededup_groups(args.imagededup_python, photos, method, t), truth, 0, "near")
@@ -290,20 +319,28 @@ def main() -> None:
                                               / max(tuning[t]["precision"] + tuning[t]["recall"], 1e-9)))
             groups = imagededup_groups(args.imagededup_python, photos, method, best)
             result["methods"][f"imagededup {method}"] = {**score(groups, truth, 1, "near"),
+                                                         "page_groups": page_groups(groups, truth),
                                                          "max_distance_threshold": best}
         result["imagededup_cnn"] = _try_cnn(args.imagededup_python)
-    if args.scale:
-        result["scale"] = scale_test(args.scale, work)
-    print(f"\n{'method':<20}{'precision':>10}{'recall':>8}{'purity':>8}{'groups':>8}   (held-out half; near "
-          "level unless named)")
+    if args.files:
+        from benchmarks.duplicates_scale import catalog_test, files_test
+
+        result["scale_files"] = files_test(args.shared, args.extra, work, args.files, args.seed)
+        if args.catalog:
+            result["scale_catalog"] = catalog_test(Path(result["scale_files"]["index_dir"]), work, args.catalog,
+                                                   args.seed)
+    print(f"\n{'method':<20}{'precision':>10}{'recall':>8}{'purity':>8}{'groups':>8}{'pages':>7}   (held-out half; "
+          "near level unless named)")
     for name, r in result["methods"].items():
         print(f"{name:<20}{r['precision']:>10.4f}{r['recall']:>8.4f}{r['group_purity']:>8.4f}{r['groups']:>8}"
+              f"{r['page_groups']:>7}"
               + (f"   threshold {r['max_distance_threshold']}" if "max_distance_threshold" in r else ""))
-    if "scale" in result:
-        s = result["scale"]
-        print(f"\ncandidate search on {s['vectors']} vectors ({s['index']}, {s['lists_probed']} lists probed, "
-              f"{s['neighbours']} neighbours each): "
-              f"{s['candidate_search_s']} s, {s['candidate_pairs']} pairs")
+    chosen = result["rule_choice"]["chosen"]
+    print(f"\nrule chosen on the tuning half: {chosen['rule']} (tuning P/R {chosen['tuning']['precision']}/"
+          f"{chosen['tuning']['recall']}, held out {chosen['held_out']['precision']}/{chosen['held_out']['recall']})")
+    for key in ("scale_files", "scale_catalog"):
+        if key in result:
+            print(f"{key}: {result[key]}")
     emit_json(result, args.json)
 
 

@@ -2,51 +2,55 @@
 
 Levels:
 - ``exact``: the same bytes (the catalog's content hash);
-- ``near``: the same photo re-encoded, resized, cropped, rotated or lightly edited;
+- ``near``: the same photo re-encoded, resized, cropped, rotated, tone-mapped, recoloured or watermarked;
 - ``similar``: also burst shots and the same scene a moment apart.
 
 Candidate pairs come from the FAISS index (each image's nearest neighbours
 above an embedding threshold), never from comparing all pairs. Each candidate
-is then checked on the pictures themselves (indexer.structure: normalised
-cross-correlation of grey thumbnails, allowing crops, then tile by tile at
-twice that size), because embeddings put two different receipts, two beaches
-or two pages of one web site as close as two copies. Verified pairs
-join into groups. In each group the copy a person would keep comes first:
-the preferred folder, then the largest, the least compressed, the sharpest,
-the one no editor saved, the earliest taken, the oldest file. The thresholds
-were chosen on half of the development groups and measured on the other half
-(``python -m benchmarks.duplicates``).
+is then checked on the pictures themselves (cbir.copy_check, on the facts
+indexing stored), because embeddings put two different receipts, two beaches
+or two pages of one web site as close as two copies. The candidate graph
+falls apart into independent parts; they are checked a batch of parts at a
+time, and each part's groups are final (and reported through ``on_group``)
+as soon as its pairs are checked, so the first groups come long before the
+scan ends. In each group the copy a person would keep comes first: the
+preferred folder, then the largest, the least compressed, the sharpest, the
+one no editor saved, the earliest taken, the oldest file.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
-from collections.abc import Callable, Hashable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import cmp_to_key
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cbir.config import DUPLICATES_FOLDER
+from cbir.copy_check import Comparison, Picture, Pictures, Rule, compare, frame_scores_of, workers
 from cbir.errors import ImageDecodeError, UsageError
 from cbir.moves.clean import CleanPlan, plan_move, root_of
+from index_store.catalog import CatalogReader
 from index_store.publish import load_search_index
-from indexer.image_facts import ImageFacts, image_facts
+from indexer.image_facts import ImageFacts
 from indexer.loader import read_file, thumbnail
-from indexer.structure import align, detail_agreement
 
 LEVELS = ("exact", "near", "similar")
-# A pair is a copy when it meets all three of a rule: embedding cosine, thumbnail correlation, share of
-# agreeing detail tiles. Near was chosen on half the development pairs (see the module's note); similar
-# adds a rule for a scene that moved between two shots, and keeps every near pair.
-NEAR_RULE = (0.75, 0.90, 0.8)
-RULES = {"near": (NEAR_RULE,), "similar": (NEAR_RULE, (0.85, 0.60, 0.8))}
+# Near was chosen on half the development pairs (see the module's note); similar adds a rule for a scene
+# that moved between two shots, and keeps every near pair.
+NEAR_RULE = Rule(cosine=0.7, structure=0.75, detail=0.8, fine=0.75)
+RULES = {"near": (NEAR_RULE,), "similar": (NEAR_RULE, Rule(cosine=0.85, structure=0.6, detail=0.8, fine=0.75))}
 NEIGHBOURS = 10  # candidates per image from the search index
-_BATCH = 64  # candidate pairs checked at once, in parallel
+_BATCH = 32  # candidate pairs checked at once (in parallel on threads); fewer leaves more to skip as joined
+_PART_PAIRS = 2048  # candidate pairs (about) whose parts of the graph are read and checked together
+_PROCESSES_FROM = 6000  # candidate pairs from which checking in several processes pays for starting them
 # Copies sit in the query's own or an adjacent IVF cell: on 10^5 vectors 4 cells found every pair 32 did,
 # at a sixth of the time (benchmarks/duplicates.py --scale); 8 leaves a margin for real libraries.
 NPROBE = 8
@@ -120,11 +124,14 @@ def _under(path: str, folder: str) -> bool:
 
 def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None, bases: list[str] | None = None,
                     prefer: list[str] | None = None, on_progress: Callable[[int], object] | None = None,
-                    on_total: Callable[[int], object] | None = None) -> DuplicateReport:
+                    on_total: Callable[[int], object] | None = None,
+                    on_group: Callable[[Group], object] | None = None) -> DuplicateReport:
     """Groups of duplicates among the images of ``catalog`` (a CatalogReader or the IndexStore) under ``scope``.
 
-    Images already moved into a ``duplicates`` folder under any of ``bases`` (the indexed roots and a
-    ``--dest``) are left out, so a second run finds nothing new.
+    ``on_total`` hears how many candidate pairs there are and ``on_progress`` how many more were settled
+    (checked, or skipped as already joined through others); ``on_group`` hears each group as soon as it is
+    final. Images already moved into a ``duplicates`` folder under any of ``bases`` (the indexed roots and
+    a ``--dest``) are left out, so a second run finds nothing new.
     """
     if level not in LEVELS:
         raise UsageError(f"unknown level {level!r}; choose one of {', '.join(LEVELS)}")
@@ -136,67 +143,177 @@ def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None
                 and not any(_under(path, f) for f in set_aside))
 
     report = DuplicateReport(level)
-    pairs = _exact_pairs(catalog, wanted)
-    if level != "exact":
-        rules = RULES[level]
-        structure_min = min(rule[1] for rule in rules)
-        candidates = _candidate_pairs(catalog, min(rule[0] for rule in rules), wanted)
-        members = _rows(catalog, {i for pair in candidates for i in pair})
-        if on_total:
-            on_total(len({m.hash for m in members.values()}))  # what on_progress counts: pictures looked at
-        _load_facts(members.values(), on_progress)
-        todo = [(pair, score) for pair, score in candidates.items()
-                if pair not in pairs and members[pair[0]].facts is not None and members[pair[1]].facts is not None]
-
-        def verify(item: tuple[tuple[int, int], float]) -> bool:
-            (a, b), cosine = item
-            fa, fb = members[a].facts, members[b].facts
-            assert fa is not None and fb is not None
-            structure, detail = compare_pictures(fa, fb, structure_min)
-            return any(cosine >= c and structure >= s and detail >= d for c, s, d in rules)
-
-        # Most alike first, and a pair whose two images are already joined through others is not checked:
-        # it cannot change the groups, and a burst of ten copies has 45 pairs but needs 9.
-        todo.sort(key=lambda item: -item[1])
-        joined = _UnionFind()
-        for a, b in pairs:
-            joined.union(a, b)
-        with _workers() as pool:
-            while todo:
-                batch: list[tuple[tuple[int, int], float]] = []
-                rest: list[tuple[tuple[int, int], float]] = []
-                for item in todo:
-                    (a, b), _ = item
-                    if joined.find(a) == joined.find(b):
-                        continue
-                    (batch if len(batch) < _BATCH else rest).append(item)
-                for (pair, score), same in zip(batch, pool.map(verify, batch), strict=True):
-                    if same:
-                        pairs[pair] = score
-                        joined.union(*pair)
-                report.checked_pairs += len(batch)
-                todo = rest
-        report.candidate_pairs = len(candidates)
+    exact = _exact_pairs(catalog, wanted)
+    rules = RULES.get(level, ())
+    candidates = _candidate_pairs(catalog, min(r.cosine for r in rules), wanted) if rules else {}
+    todo = {pair: cosine for pair, cosine in candidates.items() if pair not in exact}
+    report.candidate_pairs = len(candidates)
+    members = _rows(catalog, {i for pair in [*exact, *todo] for i in pair})
+    batches = _batches(members, list(exact), todo, level, prefer or [], catalog.index_dir)
+    if on_total:
+        on_total(len(todo))
+    for done in _run(batches, catalog):
+        report.checked_pairs += done.checked
+        if on_progress:
+            on_progress(done.settled)
+        for ranked in done.groups:
+            group = Group([replace(members[m.id], facts=m.facts, similarity=m.similarity, structure=m.structure,
+                                   detail=m.detail, keep=m.keep) for m in ranked.members], ranked.reason)
+            report.groups.append(group)
+            if on_group:
+                on_group(group)
     report.images = sum(1 for path in catalog.paths_under("/") if wanted(path))
-    groups = components(pairs)
-    rows = _rows(catalog, {i for g in groups for i in g})
-    _load_facts([m for m in rows.values() if m.facts is None], None)
-    for ids in groups:
-        report.groups.append(_rank([rows[i] for i in ids if rows[i].facts is not None], catalog, prefer or []))
-    report.groups = [g for g in report.groups if len(g.members) > 1]
-    report.groups.sort(key=lambda g: g.keeper.path)
     report.seconds = time.monotonic() - started
     return report
 
 
-def compare_pictures(a: ImageFacts, b: ImageFacts, structure_min: float = -1.0) -> tuple[float, float]:
-    """(thumbnail correlation, share of agreeing detail tiles) of two pictures; the detail is only looked
-    at (else 0.0) when the thumbnails reach ``structure_min``."""
+@dataclass
+class _Batch:
+    """Parts of the candidate graph checked together: nothing outside them can join anything inside."""
 
-    alignment = align(a.thumb, b.thumb)
-    if alignment.score < structure_min:
-        return alignment.score, 0.0
-    return alignment.score, detail_agreement(a.detail, b.detail, a.thumb.shape, b.thumb.shape, alignment)
+    index_dir: Path
+    level: str
+    prefer: list[str]
+    members: dict[int, Member]  # without facts: id, path, size, hash, time
+    parts: list[list[int]]
+    pairs: dict[tuple[int, int], float]  # candidate pairs -> embedding cosine
+    exact: list[tuple[int, int]]
+
+
+@dataclass
+class _Done:
+    checked: int  # pairs looked at
+    settled: int  # pairs looked at or skipped
+    groups: list[Group]  # ranked; members' facts without their pictures
+
+
+def _batches(members: dict[int, Member], exact: list[tuple[int, int]], todo: dict[tuple[int, int], float],
+             level: str, prefer: list[str], index_dir: Path) -> list[_Batch]:
+    """The parts of the graph in path order, about ``_PART_PAIRS`` candidate pairs to a batch."""
+    parts = sorted(components([*exact, *todo]), key=lambda ids: min(members[i].path for i in ids))
+    part_of = {i: k for k, ids in enumerate(parts) for i in ids}
+    pairs_of: dict[int, dict[tuple[int, int], float]] = {}
+    exact_of: dict[int, list[tuple[int, int]]] = {}
+    for pair, cosine in todo.items():
+        pairs_of.setdefault(part_of[pair[0]], {})[pair] = cosine
+    for pair in exact:
+        exact_of.setdefault(part_of[pair[0]], []).append(pair)
+    batches: list[_Batch] = []
+    current: _Batch | None = None
+    for k, ids in enumerate(parts):
+        if current is None or len(current.pairs) >= _PART_PAIRS:
+            current = _Batch(index_dir, level, prefer, {}, [], {}, [])
+            batches.append(current)
+        current.parts.append(ids)
+        current.members.update({i: members[i] for i in ids})
+        current.pairs.update(pairs_of.get(k, {}))
+        current.exact += exact_of.get(k, [])
+    return batches
+
+
+def _run(batches: list[_Batch], catalog) -> Iterator[_Done]:
+    """Each batch checked, here on threads for a small scan, else in a process per core (the looks are many
+    small calls: threads in one process share its interpreter, processes do not)."""
+    pairs = sum(len(b.pairs) for b in batches)
+    cores = max(1, min(8, os.cpu_count() or 1))
+    if pairs < _PROCESSES_FROM or cores == 1 or len(batches) == 1:
+        with workers() as pool:
+            for batch in batches:
+                yield _check_batch(batch, catalog, pool)
+        return
+    context = multiprocessing.get_context("spawn")  # a server's threads must not be forked
+    with ProcessPoolExecutor(cores, mp_context=context) as processes:
+        pending = [processes.submit(_check_batch_apart, batch) for batch in batches[: 2 * cores]]
+        waiting = list(batches[2 * cores:])
+        while pending:
+            first = pending.pop(0)  # in order, so groups come in path order; the others keep working
+            yield first.result()
+            if waiting:
+                pending.append(processes.submit(_check_batch_apart, waiting.pop(0)))
+
+
+_READERS: dict[Path, Any] = {}
+
+
+def _check_batch_apart(batch: _Batch) -> _Done:
+    """``_check_batch`` in a worker process, on its own read-only view of the catalog."""
+    if batch.index_dir not in _READERS:
+        _READERS[batch.index_dir] = CatalogReader.open(batch.index_dir)
+    return _check_batch(batch, _READERS[batch.index_dir], _Serial())
+
+
+class _Serial:
+    """A pool of one, in the caller's thread (a worker process is one of several already)."""
+
+    def map(self, work, items):
+        return list(map(work, items))
+
+
+def _check_batch(batch: _Batch, catalog, pool) -> _Done:
+    rules = RULES.get(batch.level, ())
+    members = batch.members
+    pictures = Pictures(catalog, {i: m.hash for i, m in members.items()}, {i: m.path for i, m in members.items()})
+    joined = _UnionFind()
+    for a, b in batch.exact:
+        joined.union(a, b)
+    pairs = sorted(batch.pairs, key=lambda pair: -batch.pairs[pair])
+    signatures = pictures.signatures(sorted({i for pair in pairs for i in pair}), pool)
+    frames = dict(zip(pairs, frame_scores_of(pairs, signatures).tolist(), strict=True))
+    checked = _check(pairs, frames, batch.pairs, rules, pictures, joined, pool)
+    groups = []
+    for ids in batch.parts:
+        for group_ids in _groups_of(ids, joined):
+            group = _rank([replace(members[i]) for i in group_ids], pictures, catalog, batch.prefer, rules)
+            if len(group.members) > 1:
+                for m in group.members:  # what travels back: the facts a person weighs, not the pictures
+                    assert m.facts is not None
+                    m.facts = replace(m.facts, fine=None, detail=_NOTHING, thumb=_NOTHING, signature=_NOTHING)
+                groups.append(group)
+    return _Done(checked, len(pairs), groups)
+
+
+_NOTHING = np.zeros(0, np.float32)
+
+
+def _check(pairs: list[tuple[int, int]], frames: dict[tuple[int, int], float], todo: dict[tuple[int, int], float],
+           rules: tuple[Rule, ...], pictures: Pictures, joined: _UnionFind, pool) -> int:
+    """Check ``pairs`` (most alike first), joining those that pass; returns how many were looked at.
+
+    A pair whose two images are already joined through others is not checked: it cannot change the groups,
+    and a burst of ten copies has 45 pairs but needs 9. A pair whose frames are too unlike for any rule,
+    and that the crop search cannot save, costs one crop search; most distinct pairs end there.
+    """
+    looked = 0
+    while pairs:
+        batch: list[tuple[int, int]] = []
+        rest: list[tuple[int, int]] = []
+        for pair in pairs:
+            if joined.find(pair[0]) == joined.find(pair[1]):
+                continue
+            (batch if len(batch) < _BATCH else rest).append(pair)
+        pictures.load([i for pair in batch for i in pair], pool)
+        work = [(pictures.get(a), pictures.get(b), frames[(a, b)], todo[(a, b)]) for a, b in batch]
+        verdicts = pool.map(lambda job: _copies(job[0], job[1], job[2], job[3], rules), work)
+        for pair, same in zip(batch, verdicts, strict=True):
+            if same:
+                joined.union(*pair)
+        looked += len(batch)
+        pairs = rest
+    return looked
+
+
+def _copies(a: Picture | None, b: Picture | None, frame: float, cosine: float, rules: tuple[Rule, ...]) -> bool:
+    if a is None or b is None:
+        return False  # unreadable since indexing
+    found = compare(a, b, frame, rules, cosine)
+    return any(rule.passes(cosine, found) for rule in rules)
+
+
+def _groups_of(ids: list[int], joined: _UnionFind) -> list[list[int]]:
+    by_root: dict[Hashable, list[int]] = {}
+    for i in ids:
+        by_root.setdefault(joined.find(i), []).append(i)
+    return [sorted(g) for g in by_root.values() if len(g) > 1]
 
 
 def _exact_pairs(catalog, wanted: Callable[[str], bool]) -> dict[tuple[int, int], float]:
@@ -232,33 +349,6 @@ def _rows(catalog, ids: set[int]) -> dict[int, Member]:
     return {i: Member(i, r.path, r.size, r.hash, r.mtime_ns) for i, r in rows.items()}
 
 
-def _load_facts(members, on_progress: Callable[[int], object] | None) -> None:
-
-    members = list(members)
-    first = {m.hash: m.path for m in reversed(members)}
-
-    def facts(path: str) -> ImageFacts | None:
-        try:
-            return image_facts(path)
-        except (ImageDecodeError, OSError):
-            return None  # gone or unreadable since indexing: left out of its group
-
-    by_hash: dict[str, ImageFacts | None] = {}
-    with _workers() as pool:
-        for content, found in zip(first, pool.map(facts, first.values()), strict=True):
-            by_hash[content] = found
-            if on_progress:
-                on_progress(1)
-    for member in members:
-        member.facts = by_hash[member.hash]
-
-
-def _workers():
-    """Decoding and template matching release the GIL: one thread per core pays on both."""
-
-    return ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
-
-
 class _UnionFind:
     def __init__(self) -> None:
         self.parent: dict[Hashable, Hashable] = {}
@@ -285,22 +375,33 @@ def components(pairs: Iterable[tuple[Any, Any]]) -> list[list]:
     return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
-def _rank(members: list[Member], catalog, prefer: list[str]) -> Group:
-    """The group with the copy a person would keep first, and why it is that one."""
-
+def _rank(members: list[Member], pictures: Pictures, catalog, prefer: list[str], rules: tuple[Rule, ...] = ()
+          ) -> Group:
+    """The group with the copy a person would keep first, and why it is that one. Members whose pictures
+    cannot be read are left out."""
+    found = {m.id: pictures.get(m.id) for m in members}
+    members = [m for m in members if found[m.id] is not None]
+    for member in members:
+        member.facts = found[member.id].facts  # type: ignore[union-attr]
+    if len(members) < 2:
+        return Group(members)
     preferred = {m.id: any(_under(m.path, p) for p in prefer) for m in members}
-    def compare(a: Member, b: Member) -> int:
+
+    def order(a: Member, b: Member) -> int:
         return _compare(a, b, preferred)
 
-    ordered = sorted(members, key=cmp_to_key(compare))
+    ordered = sorted(members, key=cmp_to_key(order))
     keeper = ordered[0]
     keeper.keep = True
+    kept = catalog.vector(keeper.id)
     for member in ordered[1:]:
-        member.similarity = min(1.0, float(catalog.vector(keeper.id) @ catalog.vector(member.id)))
-        assert keeper.facts is not None and member.facts is not None
+        member.similarity = min(1.0, float(kept @ catalog.vector(member.id)))
         if member.hash != keeper.hash:
-            member.structure, member.detail = compare_pictures(keeper.facts, member.facts)
-    reason = _reason(keeper, ordered[1], preferred) if len(ordered) > 1 else ""
+            # The first look that shows it a copy (a pair joined through others may show none).
+            seen: Comparison = compare(found[keeper.id], found[member.id], rules=rules,  # type: ignore[arg-type]
+                                       cosine=member.similarity)
+            member.structure, member.detail = seen.structure, seen.detail
+    reason = _reason(keeper, ordered[1], preferred)
     if preferred[keeper.id] and not all(preferred.values()) and not reason.startswith("in the preferred"):
         reason = f"in the preferred folder, then {reason}"
     return Group(ordered, reason)
@@ -352,19 +453,25 @@ def _reason(keeper: Member, runner_up: Member, preferred: dict[int, bool]) -> st
 
 def plan_extras(report: DuplicateReport, catalog, roots: list[str], dest: str | None):
     """A move plan (as for clean) of every copy but the keeper into a ``duplicates`` folder."""
+    return plan_copies([(m.id, m.similarity) for g in report.groups for m in g.members[1:]], catalog, roots, dest)
 
+
+def plan_copies(copies: list[tuple[int, float]], catalog, roots: list[str], dest: str | None) -> CleanPlan:
+    """A move plan of the images ``copies`` names (id, similarity to the copy kept) into a ``duplicates``
+    folder; one that is no longer indexed, or outside the indexed folders, stays where it is."""
     plan = CleanPlan()
     taken: set[str] = set()
     problems: dict[str, str | None] = {}
-    rows = catalog.rows_by_ids([m.id for g in report.groups for m in g.members[1:]])
-    for group in report.groups:
-        for member in group.members[1:]:
-            row = rows.get(member.id)
-            root = root_of(member.path, roots) if row is not None else None
-            if row is None or root is None:
-                plan.skipped.append((member.path, "outside the indexed folders, not moved"))
-                continue
-            plan_move(plan, row, root, dest, DUPLICATES_FOLDER, member.similarity, taken, problems)
+    rows = catalog.rows_by_ids([i for i, _ in copies])
+    for image_id, similarity in copies:
+        row = rows.get(image_id)
+        root = root_of(row.path, roots) if row is not None else None
+        if row is None or root is None:
+            plan.skipped.append((row.path if row is not None else f"image {image_id}",
+                                 "no longer indexed, not moved" if row is None
+                                 else "outside the indexed folders, not moved"))
+            continue
+        plan_move(plan, row, root, dest, DUPLICATES_FOLDER, similarity, taken, problems)
     return plan
 
 

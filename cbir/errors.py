@@ -18,6 +18,14 @@ class UsageError(CbirError):
     exit_code = 2
 
 
+class UnknownWordError(UsageError):
+    """A search word the vocabulary has no tag for; ``suggestions`` are real words close to it."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions or []
+
+
 class ImageNotFoundError(CbirError):
     exit_code = 3
 

@@ -19,13 +19,14 @@ import numpy as np
 from cbir.errors import CbirError, DamagedFileError, IndexEmptyError, IndexIncompatibleError
 from index_store import vectors as vec
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds
+from index_store.facts_table import FactsReads
 from index_store.schema import SCHEMA_VERSION
 from index_store.tag_table import TagReads
 
 CATALOG_FILE = "catalog.sqlite"
 ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
 CHUNK = 4096  # vectors read per query when streaming them
-_OUR_TABLES = {"meta", "images", "vectors", "roots", "image_tags", "sqlite_sequence"}
+_OUR_TABLES = {"meta", "images", "vectors", "roots", "image_tags", "picture_facts", "sqlite_sequence"}
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
         )
 
 
-class CatalogReader(TagReads):
+class CatalogReader(TagReads, FactsReads):
     """A read-only view of a catalog: meta, rows, tags and vectors. Use as a context manager."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:

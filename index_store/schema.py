@@ -41,4 +41,10 @@ CREATE TABLE IF NOT EXISTS image_tags (
     PRIMARY KEY (tag, image_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS image_tags_image ON image_tags(image_id);
+-- Pictures' facts for the duplicate check (index_store.facts_table), one per content; derived data.
+CREATE TABLE IF NOT EXISTS picture_facts (
+    hash    TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    data    BLOB NOT NULL
+) WITHOUT ROWID;
 """

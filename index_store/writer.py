@@ -21,6 +21,7 @@ from index_store import vectors as vec
 from index_store.atomic import remove_stale_temporaries
 from index_store.catalog import CATALOG_FILE, CatalogReader, catalog_exists, check_schema, damaged_catalog, trunk_of
 from index_store.db import PATH_PARAM, connect, fs, prefix_bounds, translate
+from index_store.facts_table import FactsWrites
 from index_store.lock import WriterLock
 from index_store.manifest import MANIFEST_FILE
 from index_store.publish import FAISS_FILE, publish, remove_unused_data_files
@@ -39,7 +40,7 @@ def fixed_claim(model_id: str, dim: int, model_ref: str | None = None) -> Claim:
     return lambda reader: (model_id, dim, model_ref)
 
 
-class IndexStore(TagWrites, CatalogReader):
+class IndexStore(TagWrites, FactsWrites, CatalogReader):
     """The single writer. Use as a context manager; ``finish()`` publishes the FAISS file."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection, lock: WriterLock) -> None:
@@ -323,6 +324,8 @@ class IndexStore(TagWrites, CatalogReader):
 
     def finish(self) -> None:
         """Commit, then publish the search index and manifest for the new generation."""
+        if self._removed:
+            self.prune_facts()
         self.commit()
         patched = publish(self, self._added, self._removed, self._start_generation)
         if patched is not None:

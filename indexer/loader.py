@@ -7,13 +7,13 @@ import io
 import os
 import stat
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError, features
 
 from cbir.errors import ImageDecodeError
 from index_store.hashing import content_hash
@@ -24,6 +24,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
 )
 HEIF_EXTENSIONS = frozenset({".heic", ".heif"})
+AVIF_EXTENSIONS = frozenset({".avif"})  # phones save these now; Pillow reads them from 11.2 on
 # Decompression bombs are refused above 2^28 pixels (268 megapixels): that admits every camera file we
 # know of, 200-megapixel phone sensors included, which JPEG's draft mode decodes at 1/8 scale. cbir makes
 # this check itself right after reading the header, so Pillow's lower default (89.5 megapixels, with an
@@ -49,7 +50,12 @@ def heif_available() -> bool:
 
 
 def supported_extensions() -> frozenset[str]:
-    return IMAGE_EXTENSIONS | HEIF_EXTENSIONS if heif_available() else IMAGE_EXTENSIONS
+    extensions = IMAGE_EXTENSIONS | (AVIF_EXTENSIONS if _avif_available() else frozenset())
+    return extensions | HEIF_EXTENSIONS if heif_available() else extensions
+
+
+def _avif_available() -> bool:
+    return bool(features.check("avif"))
 
 
 @dataclass
@@ -231,6 +237,7 @@ class Loaded:
     digest: str | None
     reason: str | None = None  # why the file could not be read or decoded (a short tag), and the detail
     detail: str = ""
+    facts: bytes | None = None  # what ``facts`` made of the file's bytes, when given
 
     @property
     def problem(self) -> str | None:
@@ -238,7 +245,7 @@ class Loaded:
 
 
 def load_many(paths: Iterable[str], workers: int = 2, *, decode_pixels: bool = True,
-              window: int = 64) -> Iterator[Loaded]:
+              window: int = 64, facts: Callable[[bytes], bytes | None] | None = None) -> Iterator[Loaded]:
     """Read, hash and (unless ``decode_pixels`` is False) decode files on ``workers`` threads, in order.
 
     At most ``window`` files are in flight, so memory stays bounded however many paths there are.
@@ -248,7 +255,7 @@ def load_many(paths: Iterable[str], workers: int = 2, *, decode_pixels: bool = T
         try:
             content = read_file(path)
             pixels = decode(content.data) if decode_pixels else None
-            return Loaded(path, pixels, content.digest, None)
+            return Loaded(path, pixels, content.digest, None, facts=facts(content.data) if facts else None)
         except ImageDecodeError as exc:
             return Loaded(path, None, None, exc.reason, exc.detail)
 

@@ -7,6 +7,9 @@ matches an indexed file that no longer exists is a rename and keeps its
 vector; a byte-identical copy reuses the stored vector without decoding, also
 when both copies arrive in the same batch. Whole files wait in memory between
 reading and decoding, so the queue is bounded by bytes as well as by count.
+Decoding also computes each content's facts for the duplicate check
+(indexer.image_facts), stored beside the vector; a root's files indexed
+before facts were stored get theirs at the end of its walk.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cbir.errors import ImageDecodeError
 from index_store.catalog import ImageRow
 from index_store.writer import IndexStore
 from indexer.embedder import Embedder
+from indexer.image_facts import FACTS_VERSION, facts_blob
 from indexer.loader import FileContent, decode, read_file, supported_extensions
 from indexer.tags import tags_version
 from indexer.walker import FileEntry, Problem, walk_images
@@ -66,6 +70,7 @@ class _Job:
     row: ImageRow | None  # the catalog row at this path, if any
     digest: str = ""
     twins: list[_Job] = field(default_factory=list)  # byte-identical files met while this one decodes
+    facts: bytes | None = None  # the content's encoded facts (indexer.image_facts), once decoded
 
 
 SkipCallback = Callable[[str, str, str], object]
@@ -156,6 +161,18 @@ class IndexRun:
         while self._decoding:
             self._embed_batch()
         self.summary.removed += self.store.finish_root(root, run)
+        self._fill_facts(root)
+
+    def _fill_facts(self, root: str) -> None:
+        """Facts for the contents under ``root`` that have none (indexed before they were stored, or on a
+        cluster): read once more, on the reading threads."""
+        missing = self.store.paths_missing_facts(root, FACTS_VERSION)
+        for start in range(0, len(missing), 256):
+            part = missing[start: start + 256]
+            for (_, digest), blob in zip(part, self._pool.map(_facts_of_file, [p for p, _ in part]), strict=True):
+                if blob is not None:
+                    self.store.put_facts(digest, FACTS_VERSION, blob)
+            self.store.commit()
 
     def _files_to_read(self, root: str, run: int) -> Iterator[_Job]:
         """Walk ``root``: files unchanged by name, size and mtime are settled here; the others are yielded."""
@@ -184,7 +201,7 @@ class IndexRun:
             self._in_flight -= job.entry.size  # settled without decoding: its bytes are no longer held
             return
         self._decoding_by_hash[content.digest] = job
-        self._decoding.append((job, self._pool.submit(decode, content.data)))
+        self._decoding.append((job, self._pool.submit(_decode_for_index, content.data)))
 
     def _joined_twin(self, job: _Job) -> bool:
         """The same bytes are already being decoded for another path: share that result."""
@@ -233,7 +250,8 @@ class IndexRun:
             self._in_flight -= job.entry.size
             del self._decoding_by_hash[job.digest]
             try:
-                pixels.append(future.result())
+                decoded, job.facts = future.result()
+                pixels.append(decoded)
                 jobs.append(job)
             except ImageDecodeError as exc:
                 for each in (job, *job.twins):
@@ -274,6 +292,8 @@ class IndexRun:
             self.store.replace_content(image_id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
                                        category, probs, norm)
             self.summary.updated += 1
+        if job.facts is not None:
+            self.store.put_facts(job.digest, FACTS_VERSION, job.facts)
         if tags is None:
             lengths = np.array([np.nan if norm is None else norm], np.float32)
             tags = self.embedder.tagger(np.array([image_id]), vector[None], lengths, [category], [probs])[0]
@@ -291,6 +311,18 @@ class IndexRun:
         if time.monotonic() - self._last_commit > self.checkpoint_seconds:
             self.store.commit()
             self._last_commit = time.monotonic()
+
+
+def _decode_for_index(data: bytes) -> tuple[np.ndarray, bytes | None]:
+    """The model's input and the content's encoded facts, from one read of the file."""
+    return decode(data), facts_blob(data)
+
+
+def _facts_of_file(path: str) -> bytes | None:
+    try:
+        return facts_blob(read_file(path).data)
+    except (ImageDecodeError, OSError):
+        return None  # gone or unreadable since indexing: the duplicate check decodes it, or leaves it out
 
 
 def estimate_work(roots: list[str], indexed: int = 0, index_dir: os.PathLike[str] | str | None = None) -> int:

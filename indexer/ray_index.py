@@ -37,6 +37,7 @@ from cbir.errors import ClusterError
 from indexer.decode_budget import keep_large_allocations_apart
 from indexer.engines.load import load_embedder
 from indexer.engines.machine import inference_threads
+from indexer.image_facts import facts_blob
 from indexer.loader import load_many
 from indexer.pipeline import IndexRun, _Job
 
@@ -84,11 +85,11 @@ class EmbedWorker:
 
     def embed(self, paths: list[str]) -> dict[str, Any]:
 
-        loaded = list(load_many(paths, workers=self.threads))
+        loaded = list(load_many(paths, workers=self.threads, facts=facts_blob))
         pixels = [item.pixels for item in loaded if item.pixels is not None]
         with self._model_lock:
             result = self.embedder.embed(np.stack(pixels) if pixels else np.zeros((0, 0, 0, 3), np.uint8))
-        return {"paths": paths, "digests": [item.digest for item in loaded],
+        return {"paths": paths, "digests": [item.digest for item in loaded], "facts": [i.facts for i in loaded],
                 "problems": [None if item.reason is None else (item.reason, item.detail) for item in loaded],
                 "vectors": result.vectors, "category_probs": result.category_probs, "norms": result.norms}
 
@@ -222,11 +223,12 @@ class RayIndexRun(IndexRun):
         ref, result = self._workers.wait_one(list(self._tasks))
         task = self._tasks.pop(ref)
         embedded: list[_Job] = []  # in the order of the returned vectors
-        for job, digest, problem in zip(task.jobs, result["digests"], result["problems"], strict=True):
+        facts = result.get("facts") or [None] * len(task.jobs)  # a worker of an older cbir: filled in at the end
+        for job, digest, problem, blob in zip(task.jobs, result["digests"], result["problems"], facts, strict=True):
             if problem is not None:
                 self._skip(job.entry.path, *problem)
                 continue
-            job.digest = digest
+            job.digest, job.facts = digest, blob
             embedded.append(job)
         keep = [k for k, job in enumerate(embedded) if not (self._unchanged(job) or self._relinked(job))]
         if keep:

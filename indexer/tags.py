@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cbir.errors import UsageError
+from cbir.errors import UnknownWordError
 
 MIN_TAG_SCORE = 0.15
 SENSE_SHARE = 0.25
@@ -114,7 +114,7 @@ class Vocabulary:
     def resolve(self, word: str, categories: list[str]) -> list[str]:
         """The tag ids a search word means: every synset with that word (or its singular), or a category.
 
-        Raises UsageError with the closest words of the vocabulary when it knows none.
+        Raises UnknownWordError with the closest words of the vocabulary when it knows none.
         """
         wanted = " ".join(word.lower().replace("_", " ").split())
         ids = [CATEGORY_PREFIX + c for c in categories if c.lower() == wanted]
@@ -127,7 +127,7 @@ class Vocabulary:
         choices = sorted(set(self.by_word) | {c.lower() for c in categories})
         close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
-        raise UsageError(f"no tag for {word!r}{hint}")
+        raise UnknownWordError(f"no tag for {word!r}{hint}", close)
 
 
     def _meant(self, word: str, sid: str) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,34 @@ def test_copies_are_grouped_with_the_original_kept_and_look_alikes_are_not(copie
     assert lines[0] == ["1", "keep", "1.0000", str(copies / "DCIM" / "astronaut.jpg")]
     assert [line[1] for line in lines[1:]] == ["copy"] * 4
     assert "group 1: keeping" in plain.stderr and "1 group(s), 4 extra copies" in plain.stderr
+
+
+def _facts_rows(env: dict) -> int:
+    with sqlite3.connect(Path(env["CBIR_HOME"]) / "index" / "catalog.sqlite") as conn:
+        return conn.execute("SELECT COUNT(*) FROM picture_facts").fetchone()[0]
+
+
+def test_a_scan_reads_what_indexing_stored_and_an_older_index_gets_it(copies, cli_env):
+    assert run_cbir(["index", str(copies), "-q"], cli_env).returncode == 0
+    assert _facts_rows(cli_env) == 12  # one per content: every file here is different
+    first = _groups(cli_env)["groups"]
+    # A scan decodes no file: garbage in place of the copies (same size and time, so not reindexed) changes
+    # nothing it finds.
+    for name in ("IMG-0001.jpg", "crop.jpg"):
+        path = copies / "chat" / name
+        stat = path.stat()
+        path.write_bytes(b"\0" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert _groups(cli_env)["groups"] == first
+    # An index made before facts were stored: the scan decodes what it needs (the two garbage files are
+    # left out), and the next `cbir index` stores the facts without embedding anything again.
+    with sqlite3.connect(Path(cli_env["CBIR_HOME"]) / "index" / "catalog.sqlite") as conn:
+        conn.execute("DELETE FROM picture_facts")
+    older = _groups(cli_env)["groups"]
+    assert [sorted(Path(m["path"]).name for m in g["members"]) for g in older] == [
+        ["IMG-0002.jpg", "astronaut.jpg", "sideways.jpg"]]
+    again = run_cbir(["index", str(copies), "--json"], cli_env)
+    assert json.loads(again.stdout)["unchanged"] == 12 and _facts_rows(cli_env) == 10
 
 
 def test_exact_level_and_preferred_folder(copies, cli_env):

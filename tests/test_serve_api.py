@@ -302,7 +302,7 @@ def test_read_only_serves_but_moves_nothing(library, indexed):
     assert client.post("/api/clean", json={"categories": ["receipt"]}, headers=headers).status_code == 403
     assert client.post("/api/clean/plan", json={"categories": ["receipt"]}, headers=headers).status_code == 403
     assert client.post("/api/undo", json={}, headers=headers).status_code == 403
-    response = client.post("/api/duplicates/move", json={"level": "near"}, headers=headers)
+    response = client.post("/api/duplicates/move", json={"job": "0" * 16, "groups": [{"group": 1}]}, headers=headers)
     assert response.status_code == 403 and "read-only" in response.json()["error"]["message"]
     assert client.get("/api/images").status_code == 200
     # A scan is work that takes a while: a read-only server refuses it too.
@@ -364,16 +364,36 @@ def test_duplicates_over_the_api_match_the_cli_and_undo(fresh, env):
     report = client.get("/api/duplicates", headers=headers).json()
     cli = json.loads(cbir(["duplicates", "--index", str(index), "--json"], env).stdout)
     assert report["groups"] == cli["groups"]
+    # The cat and its small copy; the espresso and the same photo stored sideways (an EXIF turn).
     assert [[Path(m["path"]).name for m in g["members"]] for g in report["groups"]] == [
-        ["chelsea.jpg", "chelsea-small.jpg"]]
+        ["coffee.jpg", "rotated.jpg"], ["chelsea.jpg", "chelsea-small.jpg"]]
     scan = wait(client, client.post("/api/duplicates/scan", json={"level": "near"}, headers=headers).json())
     assert scan["result"]["groups"] == cli["groups"] and scan["done"] == scan["total"] > 0
+    assert scan["found"] == 2  # each group was reported as soon as it was final
 
-    job = wait(client, client.post("/api/duplicates/move", json={"level": "near"}, headers=headers).json())
+    # Only groups named move, each keeping the member chosen; a group or keeper the scan did not find is a 400.
+    cat = scan["result"]["groups"][1]
+    move = {"job": scan["id"], "groups": [{"group": cat["group"]}]}
+    bad_group = client.post("/api/duplicates/move", json={**move, "groups": [{"group": 3}]}, headers=headers)
+    assert bad_group.status_code == 400 and "no group 3" in bad_group.json()["error"]["message"]
+    stranger = client.post("/api/duplicates/move", json={**move, "groups": [{"group": 2, "keep": 10**6}]},
+                           headers=headers)
+    assert stranger.status_code == 400 and "not in group 2" in stranger.json()["error"]["message"]
+    assert client.post("/api/duplicates/move", json={**move, "groups": []}, headers=headers).status_code in (400, 422)
+    assert snapshot(root) == before
+    job = wait(client, client.post("/api/duplicates/move", json=move, headers=headers).json())
     assert job["state"] == "done", job
-    [move] = job["result"]["moves"]
-    assert move["path"] == str(root / "pets" / "chelsea-small.jpg")
-    assert move["destination"] == str(root / "duplicates" / "chelsea-small.jpg") and os.path.isfile(move["destination"])
+    [moved] = job["result"]["moves"]
+    assert moved["path"] == str(root / "pets" / "chelsea-small.jpg")
+    assert moved["destination"] == str(root / "duplicates" / "chelsea-small.jpg")
+    assert os.path.isfile(moved["destination"])
+    wait(client, client.post("/api/undo", json={}, headers=headers).json())
+    assert snapshot(root) == before
+    # Another keeper: the suggested one moves instead.
+    small = next(m["id"] for m in cat["members"] if m["role"] == "copy")
+    job = wait(client, client.post("/api/duplicates/move", json={**move, "groups": [{"group": 2, "keep": small}]},
+                                   headers=headers).json())
+    assert [m["path"] for m in job["result"]["moves"]] == [str(root / "pets" / "chelsea.jpg")]
     wait(client, client.post("/api/undo", json={}, headers=headers).json())
     assert snapshot(root) == before
 
@@ -415,3 +435,42 @@ def test_pages_render_and_errors_are_pages(client):
     assert missing.status_code == 404 and "no indexed image has id 999999" in missing.text
     assert "Traceback" not in missing.text
     assert client.get("/api/openapi.json").json()["paths"]["/api/query"]
+
+
+def test_duplicate_groups_come_twenty_to_a_page_and_only_ticked_groups_move(library, tmp_path, env):
+    """21 groups (each picture saved twice): two pages; nothing ticked moves nothing; ticked groups move,
+    each keeping the member chosen, and show as moved."""
+    root = tmp_path / "pictures"
+    rng = np.random.default_rng(3)
+    for n in range(21):
+        (root / f"g{n:02d}").mkdir(parents=True)
+        data = jpeg((rng.random((48, 64, 3)) * 255).astype(np.uint8), quality=90)
+        for name in ("a.jpg", "b.jpg"):
+            (root / f"g{n:02d}" / name).write_bytes(data)
+    index = tmp_path / "index"
+    assert cbir(["index", str(root), "--index", str(index), "-q"], env).returncode == 0
+    client = make_client(library, index=index)
+    csrf = client.get("/api/session").json()["csrf_token"]
+    before = snapshot(root)
+    started = client.post("/duplicates/scan", data={"csrf_token": csrf, "level": "exact"}, follow_redirects=False)
+    job_id = started.headers["location"].rsplit("/", 1)[1]
+    wait(client, {"id": job_id, "state": "queued"})
+    first = client.get(f"/duplicates?job={job_id}").text
+    assert first.count('<section class="group"') == 20 and "page 1 of 2" in first
+    assert 'class="tick"' in first and "checked" not in first.split('class="tick"')[1].split(">")[0]
+    second = client.get(f"/duplicates?job={job_id}&page=2").text
+    assert second.count('<section class="group"') == 1 and 'id="group-21"' in second
+    nothing = client.post("/duplicates/move", data={"csrf_token": csrf, "job": job_id}, follow_redirects=False)
+    assert nothing.status_code == 400 and snapshot(root) == before
+    groups = client.get(f"/api/jobs/{job_id}").json()["result"]["groups"]
+    kept = next(m for m in groups[1]["members"] if m["role"] == "copy")  # group 2 keeps its other member
+    moved = client.post("/duplicates/move", data={"csrf_token": csrf, "job": job_id, "group": ["1", "2"],
+                                                  f"keep_{groups[1]['group']}": str(kept["id"])},
+                        follow_redirects=False)
+    move_id = moved.headers["location"].rsplit("/", 1)[1]
+    result = wait(client, {"id": move_id, "state": "queued"})["result"]
+    assert sorted(m["path"] for m in result["moves"]) == sorted(
+        [groups[0]["members"][1]["path"], groups[1]["members"][0]["path"]])
+    assert Path(kept["path"]).is_file() and len(snapshot(root)) == len(before)  # moved, not deleted
+    page = client.get(f"/duplicates?job={job_id}").text
+    assert page.count("copies moved") == 2 and page.count('class="tick"') == 18

@@ -104,7 +104,10 @@ def test_search_by_upload_puts_the_photo_first_then_more_like_this(served, page,
     url, root = served
     page.goto(url + "search")
     page.set_input_files("#image", str(root / "pets" / "chelsea.jpg"))  # picking a file submits the form
+    page.wait_for_url(re.compile(r"/search\?upload=[\w-]+&k=24$"))  # a URL of its own, to reload or bookmark
     page.wait_for_selector(".grid .cell")
+    assert page.locator("#query-picture img").evaluate("i => i.complete && i.naturalWidth > 0")
+    page.reload()
     first = page.locator(".grid .cell").first
     assert first.locator(".name").inner_text() == "chelsea.jpg"
     assert first.locator(".judgement").inner_text() == "this picture"
@@ -121,7 +124,8 @@ def test_search_by_upload_puts_the_photo_first_then_more_like_this(served, page,
 def test_image_page_shows_path_category_tags_and_neighbours(served, page, shots):
     url, root = served
     page.goto(url)
-    page.locator(".grid .cell", has_text="rotated.jpg").locator("img").click()
+    page.locator(".grid .cell", has_text="rotated.jpg").locator("img").click()  # opens the viewer
+    page.locator("#viewer a.open").click()  # and from there the picture's own page
     page.wait_for_url(re.compile(r"/images/\d+"))
     assert page.locator("#path").inner_text() == str(root / "food" / "rotated.jpg")
     assert page.locator("#category").inner_text() in {"food", "other"}
@@ -154,13 +158,16 @@ def test_clean_from_the_page_then_undo_from_the_history(served, page, shots):
     page.goto(url + "clean")
     row = page.locator("tr[data-run='1']")
     assert row.locator(".state").inner_text() == "done"
-    row.locator("button.undo").click()
+    row.locator("a.undo").click()
+    page.wait_for_url(re.compile(r"/undo/\d+$"))
+    assert int(page.locator("#to-restore").inner_text()) >= 1  # the plan first; nothing moved yet
+    page.click("#undo-confirm")
     page.wait_for_selector("#job[data-state=done]")
     assert "Put back 2 of 2 file(s) of run 1" in page.locator("#job-result").inner_text()
     assert snapshot(root) == before
     page.goto(url + "clean")
     assert page.locator("tr[data-run='1'] .state").inner_text() == "undone"
-    assert page.locator("tr[data-run='1'] button.undo").count() == 0
+    assert page.locator("tr[data-run='1'] a.undo").count() == 0
 
 
 def test_duplicates_page_moves_the_extra_copy_and_undo_puts_it_back(served, page, shots):
@@ -169,14 +176,203 @@ def test_duplicates_page_moves_the_extra_copy_and_undo_puts_it_back(served, page
     page.goto(url + "duplicates")
     page.click("#scan")
     page.wait_for_url(re.compile(r"/duplicates\?job="))
-    assert page.locator("#groups").inner_text() == "1"
-    assert page.locator(".cell.keep").inner_text().strip().endswith("chelsea.jpg")
+    assert page.locator("#groups").inner_text() == "2"  # the cat and its copy; the espresso and its turned copy
+    cat = page.locator("section.group", has_text="chelsea-small.jpg")
+    assert cat.locator(".cell.keep .name").inner_text() == "chelsea.jpg"
+    assert cat.locator(".cell.keep input[type=radio]").is_checked()  # the suggested keeper
+    assert page.locator("input.tick:checked").count() == 0  # nothing is ticked to move before the person looks
+    assert cat.locator(".cell.copy a").get_attribute("href").endswith("/file")  # each member opens full size
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(shots / "duplicates.png"))
-    page.click("#move-extras")
+    cat.locator("button.move-group").click()
     page.wait_for_selector("#job[data-state=done]")
     assert (root / "duplicates" / "chelsea-small.jpg").is_file() and not (root / "pets" / "chelsea-small.jpg").exists()
     page.goto(url + "clean")
-    page.locator("tr", has_text="duplicates").locator("button.undo").click()
+    page.locator("tr", has_text="duplicates").locator("a.undo").click()
+    page.click("#undo-confirm")
     page.wait_for_selector("#job[data-state=done]")
     assert snapshot(root) == before
+
+
+@pytest.fixture
+def phone(browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                  device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+def test_every_page_fits_a_phone_with_three_thumbnails_a_row_and_a_menu(served, phone, shots):
+    url, _ = served
+    phone.goto(url)
+    image = phone.locator(".grid .cell a").first.get_attribute("href")
+    for path in ("", "?category=receipt", "search", "search?q=cat", "clean", "duplicates", "status", image.lstrip("/")):
+        phone.goto(url + path)
+        phone.wait_for_load_state("networkidle")
+        width = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (path, width)  # nothing scrolls sideways
+        assert phone.locator("header").bounding_box()["height"] < 0.12 * 844, path  # a compact header
+        if phone.locator(".grid").count():
+            columns = phone.locator(".grid").evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
+            assert columns >= 3, (path, columns)
+    phone.goto(url)
+    phone.screenshot(path=str(shots / "library-phone.png"))
+    assert not phone.locator("nav#site-nav").is_visible()
+    phone.click("button.menu")
+    phone.locator("nav#site-nav a", has_text="Duplicates").click()
+    phone.wait_for_url(re.compile(r"/duplicates$"))
+
+
+def test_a_pasted_picture_is_searched_and_the_upload_is_reachable_by_keyboard(served, page):
+    url, root = served
+    page.goto(url + "search")
+    page.keyboard.press("Tab")
+    for _ in range(12):  # the file picker is reachable with Tab
+        if page.evaluate("document.activeElement && document.activeElement.id") == "image":
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "image"
+    data = list((root / "pets" / "chelsea.jpg").read_bytes())
+    page.evaluate("""bytes => {
+        const file = new File([new Uint8Array(bytes)], "pasted.jpg", {type: "image/jpeg"});
+        const clipboard = new DataTransfer();
+        clipboard.items.add(file);
+        document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: clipboard}));
+    }""", data)
+    page.wait_for_url(re.compile(r"/search\?upload="))
+    assert page.locator(".grid .cell .name").first.inner_text() == "chelsea.jpg"
+
+
+def test_the_api_docs_work_offline_and_the_pages_have_an_icon(served, page):
+    url, _ = served
+    page.goto(url + "api/docs")
+    page.wait_for_selector(".swagger-ui .info .title")  # drawn by scripts the server itself serves
+    assert "cbir" in page.locator(".swagger-ui .info .title").inner_text()
+    page.goto(url)
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert page.request.get(url + icon.lstrip("/")).ok
+
+
+def test_a_word_with_no_tag_offers_its_suggestions_as_links_and_the_box_keeps_the_query(served, page):
+    url, _ = served
+    page.goto(url)
+    page.fill("header input[name=q]", "caat")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=caat"))
+    assert "no tag for 'caat'" in page.locator("#unknown-word").inner_text().lower()
+    assert page.locator("header input[name=q]").input_value() == "caat"
+    page.locator("#unknown-word a", has_text="cat").first.click()
+    page.wait_for_url(re.compile(r"/search\?q=cat$"))
+    assert page.locator(".grid .cell .name").first.inner_text() == "chelsea.jpg"
+    assert "tag scores" in page.locator(".legend").inner_text()
+
+
+def test_the_viewer_moves_with_the_keys_shows_details_zooms_and_closes(served, page, shots):
+    url, _ = served
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    ids = page.locator(".grid .cell").evaluate_all("cells => cells.map(c => c.dataset.id)")
+    page.locator(".grid .cell > a").nth(1).click()
+    viewer = page.locator("#viewer")
+    assert viewer.is_visible() and viewer.get_attribute("data-id") == ids[1]
+    page.wait_for_function("document.querySelector('#viewer .stage img').naturalWidth > 0")
+    page.keyboard.press("ArrowRight")
+    assert viewer.get_attribute("data-id") == ids[2]
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert viewer.get_attribute("data-id") == ids[0]
+    page.keyboard.press("ArrowLeft")  # wraps round to the last
+    assert viewer.get_attribute("data-id") == ids[-1]
+    page.keyboard.press("i")
+    page.wait_for_selector("#viewer aside.info dl")
+    assert "Category" in page.locator("#viewer aside.info").inner_text()
+    page.screenshot(path=str(shots / "viewer.png"))
+    page.keyboard.press("z")
+    page.wait_for_function("document.querySelector('#viewer .stage img').src.endsWith('/file')")
+    page.keyboard.press("Escape")
+    assert not viewer.is_visible()
+
+
+def test_the_viewer_swipes_on_a_phone(served, phone):
+    url, _ = served
+    phone.goto(url)
+    ids = phone.locator(".grid .cell").evaluate_all("cells => cells.map(c => c.dataset.id)")
+    phone.locator(".grid .cell > a").first.tap()
+    stage = phone.locator("#viewer .stage")
+    for start, end, expected in ((300, 60, ids[1]), (60, 300, ids[0])):
+        stage.evaluate("""(el, [start, end]) => {
+            const touch = (x) => new Touch({identifier: 1, target: el, clientX: x, clientY: 300});
+            el.dispatchEvent(new TouchEvent("touchstart", {touches: [touch(start)], bubbles: true}));
+            el.dispatchEvent(new TouchEvent("touchend", {changedTouches: [touch(end)], bubbles: true}));
+        }""", [start, end])
+        assert phone.locator("#viewer").get_attribute("data-id") == expected
+
+
+def test_selected_pictures_move_after_a_preview_and_the_history_undoes_it(served, page, shots):
+    url, root = served
+    before = snapshot(root)
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    page.click("#select")
+    cells = page.locator(".grid .cell")
+    by_name = {cells.nth(k).locator(".name").inner_text(): k for k in range(cells.count())}
+    page.locator(".grid .cell > a").nth(by_name["rocket.jpg"]).click()
+    page.locator(".grid .cell > a").nth(by_name["astronaut.jpg"]).focus()
+    page.keyboard.press(" ")  # the keyboard picks too
+    assert page.locator("#selected-count").inner_text() == "2"
+    assert not page.locator("#viewer").is_visible()  # selecting, not viewing
+    page.screenshot(path=str(shots / "selection.png"))
+    page.select_option("#selection select[name=folder]", "duplicates")
+    page.click("#move-selected")
+    page.wait_for_url(re.compile(r"/selection/plan$"))
+    assert page.locator("#planned").inner_text() == "2" and snapshot(root) == before  # the plan; nothing moved
+    page.click("#apply-selection")
+    page.wait_for_selector("#job[data-state=done]")
+    assert (root / "duplicates" / "rocket.jpg").is_file() and (root / "duplicates" / "astronaut.jpg").is_file()
+    assert not (root / "rocket.jpg").exists()
+    page.goto(url + "clean")
+    page.locator("table.history tr[data-run]").first.locator("a.undo").click()  # the newest run comes first
+    page.click("#undo-confirm")
+    page.wait_for_selector("#job[data-state=done]")
+    assert snapshot(root) == before
+
+
+def test_more_like_several_selected_pictures(served, page):
+    url, _ = served
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    cells = page.locator(".grid .cell")
+    names = [cells.nth(k).locator(".name").inner_text() for k in range(cells.count())]
+    page.locator(".grid .cell > a").nth(names.index("chelsea.jpg")).click(modifiers=["Shift"])
+    page.locator(".grid .cell > a").nth(names.index("coffee.jpg")).click(modifiers=["Control"])
+    page.click("#more-like-these")
+    page.wait_for_url(re.compile(r"/search\?ids=\d+,\d+$"))
+    found = [n.strip() for n in page.locator(".grid .cell .name").all_inner_texts()]
+    assert found and "chelsea.jpg" not in found and "coffee.jpg" not in found
+    assert found[0] in ("chelsea-small.jpg", "rotated.jpg")  # their own copies first
+
+
+PAGES = ("", "?category=receipt", "search", "search?q=cat", "search?q=caat", "clean", "duplicates", "status")
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (390, 844)], ids=["desktop", "phone"])
+def test_no_page_has_a_serious_accessibility_violation(served, browser, size):
+    """axe-core (through axe-playwright-python) on every page, both sizes: no serious or critical findings."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    url, _ = served
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.goto(url)
+    image = page.locator(".grid .cell > a").first.get_attribute("href")
+    found = []
+    for path in (*PAGES, image.lstrip("/")):
+        page.goto(url + path)
+        page.wait_for_load_state("networkidle")
+        results = Axe().run(page)
+        found += [(path, v["id"], v["impact"], v["nodes"][0]["target"]) for v in results.response["violations"]
+                  if v["impact"] in ("serious", "critical")]
+    context.close()
+    assert found == [], found

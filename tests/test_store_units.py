@@ -1,49 +1,14 @@
-"""Below the commands: the picture alignment duplicates rely on, the tag table, and the Ray writer driven by
-workers in this process (the real EmbedWorker, without Ray)."""
+"""Below the commands: the tag table, and the Ray writer driven by workers in this process (the real
+EmbedWorker, without Ray)."""
 
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import save_photo
 from tests.datasets import render_document
-
-
-def _facts(array: np.ndarray, path: Path):
-    from indexer.image_facts import image_facts
-
-    save_photo(array, path)
-    return image_facts(path)
-
-
-def test_alignment_finds_a_crop_and_tells_photos_apart(tmp_path, photos):
-    from indexer.structure import align, detail_agreement
-
-    whole = photos["astronaut"]
-    h, w = whole.shape[:2]
-    crop = whole[h // 8: h * 7 // 8, w // 8: w * 7 // 8]  # three quarters of each side, centred
-    a, b = _facts(whole, tmp_path / "whole.png"), _facts(crop, tmp_path / "crop.png")
-    found = align(a.thumb, b.thumb)
-    assert found.score > 0.9 and found.box is not None
-    x, y, bw, bh = found.box  # the crop (the template, b) found inside the whole picture's thumbnail
-    width, height = a.thumb.shape[1], a.thumb.shape[0]
-    assert found.swapped and abs(x / width - 1 / 8) < 0.05 and abs(bw / width - 3 / 4) < 0.06
-    assert abs(y / height - 1 / 8) < 0.05 and abs(bh / height - 3 / 4) < 0.06
-    assert detail_agreement(a.detail, b.detail, a.thumb.shape, b.thumb.shape, found) > 0.8
-
-    other = _facts(photos["coffee"], tmp_path / "coffee.png")
-    apart = align(a.thumb, other.thumb)
-    assert apart.score < 0.6
-    assert detail_agreement(a.detail, other.detail, a.thumb.shape, other.thumb.shape, apart) < 0.5
-
-    blank = np.full((200, 300), 250, np.uint8)
-    flat_a, flat_b = _facts(blank, tmp_path / "blank1.png"), _facts(blank, tmp_path / "blank2.png")
-    assert detail_agreement(flat_a.detail, flat_b.detail, flat_a.thumb.shape, flat_b.thumb.shape,
-                            align(flat_a.thumb, flat_b.thumb)) == 1.0  # nothing to disagree on
 
 
 @pytest.fixture

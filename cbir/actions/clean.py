@@ -51,6 +51,9 @@ def clean(index_dir: Path, request: CleanRequest, *, chosen: set[int] | None = N
     with open_session(index_dir, progress) as session:
         plan, categories = _prepare(session, request, progress)
         keep_chosen(plan, chosen)
+        if chosen and not plan.moves:
+            raise UsageError("none of the chosen files is where the plan found it any more (was this plan applied "
+                             "already?); nothing was moved")
         progress.phase("moving", len(plan.moves))
         result = execute_clean(plan, session.journal, session.store, categories, request.dest, session.roots,
                                on_progress=progress.advance)

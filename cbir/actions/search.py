@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from cbir.errors import ImageNotFoundError, UsageError
 from cbir.search import Searcher, Stopwatch, check_query_args, search_by_picture, words_to_tags
 from cbir.tagging import find as find_tagged
@@ -70,6 +72,25 @@ def query_id(index_dir: Path, image_id: int, k: int = 10, *, exclude_self: bool 
         allowed = reader.ids_tagged(words_to_tags(reader, tags)) if tags else None
         searcher = Searcher(reader, warm.search_index(reader))
         return [h.as_dict() for h in searcher.search(reader.vector(image_id), k, row, exclude_self, allowed)]
+
+
+def query_ids(index_dir: Path, image_ids: list[int], k: int = 10, *, warm: Warm | None = None) -> list[dict]:
+    """More like several indexed images at once: the direction of their stored vectors' mean, leaving the
+    images themselves out, as `cbir query --json`."""
+    _check_k(k)
+    if not image_ids:
+        raise UsageError("choose at least one image")
+    warm = warm or Warm()
+    with CatalogReader.open(index_dir) as reader:
+        missing = sorted(set(image_ids) - set(reader.rows_by_ids(sorted(set(image_ids)))))
+        if missing:
+            raise ImageNotFoundError(f"no indexed image has id {missing[0]}")
+        require_intact(reader)
+        mean = np.mean([reader.vector(i) for i in sorted(set(image_ids))], axis=0)
+        mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        searcher = Searcher(reader, warm.search_index(reader))
+        hits = searcher.search(mean, k + len(set(image_ids)))
+        return [h.as_dict() for h in hits if h.id not in set(image_ids)][:k]
 
 
 def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[dict]:

@@ -123,6 +123,14 @@ class BarProgress:
         if not self.quiet:
             self._line(f"cbir: skipped {quote_path(path)}: {reason}" + (f" ({detail})" if detail else ""))
 
+    def out(self, write: Callable[[], object]) -> None:
+        """Run ``write`` (which prints a result on stdout) with the bar cleared, then draw the bar again."""
+        if self.bar is not None and not self.quiet:
+            with self.bar.external_write_mode():
+                write()
+        else:
+            write()
+
     def _line(self, text: str) -> None:
         if self.bar is not None and not self.quiet:
             self.bar.write(one_line(text), file=sys.stderr)

@@ -19,8 +19,9 @@ from cbir.errors import UsageError
 @click.option("--in", "in_dirs", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Only indexed images under this folder (repeatable; default: every indexed folder).")
 @click.option("--level", type=click.Choice(["exact", "near", "similar"]), default="near", show_default=True,
-              help="exact: the same bytes; near: the same photo re-encoded, resized, cropped, rotated or lightly "
-                   "edited; similar: also burst shots and the same scene a moment apart.")
+              help="exact: the same bytes; near: the same photo re-encoded, resized, cropped, turned, "
+                   "tone-edited, recoloured or watermarked; similar: also burst shots and the same scene a "
+                   "moment apart.")
 @click.option("--prefer", "prefer", multiple=True, type=click.Path(file_okay=False),
               help="Keep the copy in this folder when a group has one there (repeatable), before any other rule.")
 @click.option("--move-extras", is_flag=True,
@@ -42,8 +43,9 @@ def duplicates_cmd(in_dirs: tuple[str, ...], level: str, prefer: tuple[str, ...]
                    as_json: bool, null: bool) -> None:
     """List groups of duplicates among indexed images, the copy to keep first, and why.
 
-    Prints group<TAB>keep|copy<TAB>similarity<TAB>path lines. With --move-extras every copy but the
-    best goes into a 'duplicates' folder, journaled like clean: `cbir undo` puts them back.
+    Prints group<TAB>keep|copy<TAB>similarity<TAB>path lines, each group as soon as it is final. With
+    --move-extras it prints the plan: every copy but the best into a 'duplicates' folder; add --yes to
+    move them, journaled like clean (`cbir undo` puts them back).
     """
     scope = [str(Path(d).expanduser().resolve()) for d in in_dirs]
     prefer_paths = [str(Path(d).expanduser().resolve()) for d in prefer]
@@ -55,18 +57,23 @@ def duplicates_cmd(in_dirs: tuple[str, ...], level: str, prefer: tuple[str, ...]
             moves = dup.move_duplicates(resolve_index_dir(index_dir), level, scope=scope, prefer=prefer_paths,
                                         dest=dest_path, apply=yes, sheet=sheet, progress=bar.progress())
         else:
+            # Each group is printed as soon as it is final, so the first ones come long before the scan ends.
+            def print_group(group: dict) -> None:
+                def lines() -> None:
+                    for member in group["members"]:
+                        emit([str(group["group"]), member["role"], f"{member['similarity']:.4f}"], [member["path"]],
+                             null)
+
+                bar.out(lines)
+
             report = dup.duplicates(resolve_index_dir(index_dir), level, scope=scope, prefer=prefer_paths,
-                                    sheet=sheet, progress=bar.progress())
+                                    sheet=sheet, progress=bar.progress(), on_group=None if as_json else print_group)
     if move_extras:
         print_moves(moves, as_json, null)
         fail_if_some_not_moved(moves)
         return
     if as_json:
         click.echo(json.dumps(report, indent=2))
-    else:
-        for group in report["groups"]:
-            for member in group["members"]:
-                emit([str(group["group"]), member["role"], f"{member['similarity']:.4f}"], [member["path"]], null)
     echo_err(f"cbir: {len(report['groups'])} group(s), {report['extra_copies']} extra copies among "
              f"{report['images']} image(s) (level {report['level']}, {report['checked_pairs']} of "
              f"{report['candidate_pairs']} candidate pairs checked, {report['seconds']:.1f}s)")

@@ -168,7 +168,17 @@ class UndoBody(BaseModel):
 
 class DuplicatesBody(BaseModel):
     level: Level = "near"
-    ids: list[Id] | None = Field(None, description="Only these extra copies")
+
+
+class ChosenGroup(BaseModel):
+    group: int = Field(ge=1, le=10**9, description="A group's number in the scan")
+    keep: Id | None = Field(None, description="The id of the member to keep (default: the one the scan suggests)")
+
+
+class MoveCopiesBody(BaseModel):
+    job: str = Field(max_length=64, description="The duplicates scan job whose groups were looked at")
+    groups: list[ChosenGroup] = Field(min_length=1, max_length=100_000,
+                                      description="The groups whose copies move; nothing else does")
 
 
 CsrfHeader = Annotated[str | None, Header(alias="X-CSRF-Token", description="csrf_token of GET /api/session")]
@@ -213,10 +223,11 @@ def duplicates_scan(request: Request, body: DuplicatesBody, x_csrf_token: CsrfHe
 
 
 @router.post("/duplicates/move", status_code=202)
-def duplicates_move(request: Request, body: DuplicatesBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
-    """`cbir duplicates --move-extras --yes --json` as a job (only ``ids``, when given)."""
+def duplicates_move(request: Request, body: MoveCopiesBody, x_csrf_token: CsrfHeader = None) -> JSONResponse:
+    """Move the copies of the chosen groups of a scan job (each group's keeper stays; `cbir undo` puts them
+    back), as a job answering like `cbir duplicates --move-extras --yes --json`. Only the groups named move."""
     server = server_of(request).act(x_csrf_token)
-    return _accepted(server.start_duplicates_move(body.level, set(body.ids) if body.ids is not None else None))
+    return _accepted(server.start_duplicates_move(body.job, {g.group: g.keep for g in body.groups}))
 
 
 @router.get("/jobs/{job_id}")

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cbir import __version__
@@ -60,10 +61,12 @@ def http_status(exc: CbirError) -> int:
 
 
 def create_app(server: Server) -> FastAPI:
-    app = FastAPI(title="cbir", version=__version__, docs_url="/api/docs", redoc_url=None,
-                  openapi_url="/api/openapi.json",
-                  description="Content-based image retrieval over your own photos; the same JSON as the CLI's "
-                              "`--json`.")
+    # The API docs' scripts come with the fastapi-offline package: they work without the internet.
+    app = FastAPIOffline(title="cbir", version=__version__, docs_url="/api/docs", redoc_url=None,
+                         static_url="/api/docs-assets", favicon_url="/static/favicon.svg",
+                         openapi_url="/api/openapi.json",
+                         description="Content-based image retrieval over your own photos; the same JSON as the "
+                                     "CLI's `--json`.")
     app.state.server = server
     app.include_router(api.router)
     app.include_router(pages.router)

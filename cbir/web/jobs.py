@@ -43,6 +43,7 @@ class Job:
     done: int = 0
     total: int = 0
     result: dict | list | None = None
+    found: list = field(default_factory=list)  # results final before the job ends (a scan's groups so far)
     error: dict | None = None
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
@@ -52,8 +53,8 @@ class Job:
 
     def as_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "state": self.state, "done": self.done, "total": self.total,
-                "result": self.result, "error": self.error, "started_at": self.started_at,
-                "finished_at": self.finished_at}
+                "found": len(self.found), "result": self.result, "error": self.error,
+                "started_at": self.started_at, "finished_at": self.finished_at}
 
 
 def error_body(exc: BaseException) -> dict:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cbir.errors import ImageNotFoundError, UsageError
+from cbir.config import DUPLICATES_FOLDER
+from cbir.errors import CbirError, ImageNotFoundError, UsageError
 from cbir.search import words_to_tags
 from cbir.status import index_status
 from cbir.warm import Warm
@@ -44,6 +45,16 @@ class Library:
             if reader.count():
                 warm.embedder(reader)
                 warm.search_index(reader)
+
+    def folders(self) -> list[str]:
+        """Where selected pictures can be moved: a folder per category of the index (not 'other'), and
+        'duplicates'."""
+        try:
+            with self.reader() as reader:
+                names = reader.category_names()
+        except CbirError:
+            names = []
+        return [*[n for n in names if n != "other"], DUPLICATES_FOLDER]
 
     def page(self, category: str | None, tags: list[str] | None, offset: int, limit: int) -> dict:
         """One page of the library in path order: ``{"total", "offset", "images"}``."""

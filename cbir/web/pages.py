@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import os
+import time
 from collections import defaultdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse
+import anyio
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from cbir.actions import clean as cleaning
 from cbir.actions import search as searching
+from cbir.actions import selection
 from cbir.actions import undo as undoing
 from cbir.actions.clean import CleanRequest
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.duplicates import LEVELS
-from cbir.errors import UsageError
+from cbir.errors import ImageNotFoundError, UnknownWordError, UsageError
 from cbir.search import MATCH_SCORE, RELATED_SCORE
 from cbir.web.api import MAX_ID, Id, ImageId, read_upload, search_upload, server_of
+from indexer.loader import decode, thumbnail
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=os.path.join(os.path.dirname(__file__), "templates"))
 PER_PAGE = 60
+GROUPS_PER_PAGE = 20  # duplicate groups on one page: each is looked at before anything moves
 MAX_PAGE = 10**9  # past any library's last page, and far from overflowing an offset
 
 
@@ -35,12 +41,16 @@ templates.env.filters["display"] = _display
 templates.env.filters["basename"] = lambda p: _display(os.path.basename(p))
 templates.env.filters["percent"] = lambda x: f"{100 * float(x):.0f}%"
 templates.env.filters["size"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+templates.env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+templates.env.filters["isotime"] = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) if t else ""
 
 
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     server = server_of(request)
     base = {"server": server, "csrf": server.guard.csrf, "read_only": server.read_only,
-            "match_score": MATCH_SCORE, "related_score": RELATED_SCORE, "nav": name}
+            "match_score": MATCH_SCORE, "related_score": RELATED_SCORE, "nav": name,
+            # Pages with grids of pictures can select some and act on them.
+            "folders": server.library.folders() if name in ("library.html", "search.html") else None}
     return templates.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 
 
@@ -66,27 +76,82 @@ def library(request: Request, category: str | None = None, tag: str | None = Non
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None, q: str | None = None,
-           k: Annotated[int, Query(ge=1, le=500)] = 24) -> HTMLResponse:
+async def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None, q: str | None = None,
+                 upload: Annotated[str | None, Query(max_length=32)] = None,
+                 ids: Annotated[str | None, Query(max_length=8000)] = None,
+                 k: Annotated[int, Query(ge=1, le=500)] = 24) -> HTMLResponse:
+    """Every search has a URL: by an indexed picture (``id``), by words (``q``), or by a picture uploaded
+    earlier (``upload``, kept in memory while the server runs)."""
     server = server_of(request)
-    context: dict[str, Any] = {"hits": None, "q": q or "", "k": k, "query_id": id}
+    context: dict[str, Any] = {"hits": None, "q": q or "", "k": k, "query_id": id, "upload": None}
     if id is not None:
-        context["hits"] = searching.query_id(server.index_dir, id, k, warm=server.warm)
+        context["hits"] = await anyio.to_thread.run_sync(
+            lambda: searching.query_id(server.index_dir, id, k, warm=server.warm))
         context["title"] = "More like this"
     elif q:
-        context["hits"] = searching.find(server.index_dir, q.split(), k)
-        context["title"] = f"Tagged {q}"
-    return render(request, "search.html", {**context, "status": server.library.status()})
+        try:
+            context["hits"] = await anyio.to_thread.run_sync(lambda: searching.find(server.index_dir, q.split(), k))
+            context["title"] = f"Tagged {q}"
+        except UnknownWordError as exc:
+            context["unknown"] = {"message": str(exc), "suggestions": exc.suggestions}
+    elif ids:
+        chosen = [_form_int(part, "ids") for part in ids.split(",")[:500] if part]
+        context["hits"] = await anyio.to_thread.run_sync(
+            lambda: searching.query_ids(server.index_dir, chosen, k, warm=server.warm))
+        context["title"] = f"More like these {len(chosen)}"
+    elif upload:
+        data = server.uploads.get(upload)
+        if data is None:
+            context["gone"] = True
+        else:
+            context["hits"] = await search_upload(server, data, k)
+            context["title"], context["upload"] = "Like your picture", upload
+    status = await anyio.to_thread.run_sync(server.library.status)
+    return render(request, "search.html", {**context, "status": status})
 
 
-@router.post("/search", response_class=HTMLResponse)
+@router.post("/search")
 async def search_by_upload(request: Request, image: Annotated[UploadFile, File()],
-                           k: Annotated[int, Form(ge=1, le=500)] = 24) -> HTMLResponse:
+                           k: Annotated[int, Form(ge=1, le=500)] = 24) -> RedirectResponse:
+    """A picture dropped, picked or pasted: kept for a while, then searched at its own URL."""
     server = server_of(request)
-    hits = await search_upload(server, await read_upload(server, image), k)
-    return render(request, "search.html", {"hits": hits, "q": "", "k": k, "query_id": None,
-                                           "title": f"Like {_display(image.filename or 'your picture')}",
-                                           "status": server.library.status()})
+    data = await read_upload(server, image)
+    # What cannot be searched (not a picture, too many pixels) is refused at once, not at its URL.
+    await anyio.to_thread.run_sync(lambda: decode(data, max_pixels=server.max_upload_pixels),
+                                   limiter=server.upload_limiter())
+    return RedirectResponse(f"/search?upload={server.uploads.keep(data)}&k={k}", status_code=303)
+
+
+@router.post("/selection/plan", response_class=HTMLResponse)
+async def selection_plan(request: Request, csrf_token: Annotated[str, Form()], folder: Annotated[str, Form()],
+                         id: Annotated[list[Id], Form()]) -> HTMLResponse:
+    """What moving the selected pictures into ``folder`` would do, before anything moves."""
+    server = server_of(request).act(csrf_token)
+    plan = await anyio.to_thread.run_sync(lambda: selection.move_selected(server.index_dir, id, folder))
+    return render(request, "selection.html", {"plan": plan, "folder": folder, "ids": id})
+
+
+@router.post("/selection/apply")
+def selection_apply(request: Request, csrf_token: Annotated[str, Form()], folder: Annotated[str, Form()],
+                    id: Annotated[list[Id], Form()]) -> RedirectResponse:
+    job = server_of(request).act(csrf_token).start_selection_move(id, folder)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.get("/search/uploads/{token}", response_class=Response)
+async def uploaded_picture(request: Request, token: Annotated[str, Path(max_length=32)]) -> Response:
+    """The uploaded picture a search was made with, as a small WebP."""
+    data = server_of(request).uploads.get(token)
+    if data is None:
+        raise ImageNotFoundError("that uploaded picture is no longer kept; upload it again")
+    picture = await anyio.to_thread.run_sync(lambda: _webp(data))
+    return Response(picture, media_type="image/webp", headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _webp(data: bytes) -> bytes:
+    out = io.BytesIO()
+    thumbnail(data, 480).save(out, "WEBP", quality=80)
+    return out.getvalue()
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
@@ -128,6 +193,14 @@ def clean_apply(request: Request, csrf_token: Annotated[str, Form()],
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
+@router.get("/undo/{run_id}", response_class=HTMLResponse)
+async def undo_preview(request: Request, run_id: ImageId) -> HTMLResponse:
+    """What undoing a run would put back where, before anything moves."""
+    server = server_of(request)
+    plan = await anyio.to_thread.run_sync(lambda: undoing.undo_plan(server.index_dir, run_id))
+    return render(request, "undo.html", {"plan": plan})
+
+
 @router.post("/undo")
 def undo(request: Request, csrf_token: Annotated[str, Form()], run_id: Annotated[Id, Form()]) -> RedirectResponse:
     server = server_of(request).act(csrf_token)
@@ -136,15 +209,21 @@ def undo(request: Request, csrf_token: Annotated[str, Form()], run_id: Annotated
 
 
 @router.get("/duplicates", response_class=HTMLResponse)
-def duplicates(request: Request, job: str | None = None) -> HTMLResponse:
+def duplicates(request: Request, job: Annotated[str | None, Query(max_length=64)] = None,
+               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1) -> HTMLResponse:
+    """A scan's groups, ``GROUPS_PER_PAGE`` at a time; while the scan runs, the groups found so far."""
     server = server_of(request)
     status, note = _index_state(server)
-    report = None
+    context: dict[str, Any] = {"status": status, "note": note, "scan": None}
     if job:
-        found = server.jobs.get(job)
-        if found.kind == "duplicates" and found.state == "done":
-            report = found.result
-    return render(request, "duplicates.html", {"status": status, "note": note, "report": report})
+        found, groups = server.scan_groups(job)
+        pages = max(1, -(-len(groups) // GROUPS_PER_PAGE))
+        page = min(page, pages)
+        shown = groups[(page - 1) * GROUPS_PER_PAGE: page * GROUPS_PER_PAGE]
+        context["scan"] = {"job": found.as_dict() | {"result": None}, "report": found.result, "groups": shown,
+                           "count": len(groups), "page": page, "pages": pages,
+                           "moved": server.moved_groups.get(job, {})}
+    return render(request, "duplicates.html", context)
 
 
 @router.post("/duplicates/scan")
@@ -157,11 +236,24 @@ def duplicates_scan(request: Request, csrf_token: Annotated[str, Form()],
 
 
 @router.post("/duplicates/move")
-def duplicates_move(request: Request, csrf_token: Annotated[str, Form()], level: Annotated[str, Form()],
-                    id: Annotated[list[Id] | None, Form()] = None) -> RedirectResponse:
-    server = server_of(request).act(csrf_token)
-    job = server.start_duplicates_move(level, set(id or []))
+async def duplicates_move(request: Request) -> RedirectResponse:
+    """Move the copies of the groups ticked on a page of a scan (or of the one group whose button was
+    pressed), keeping in each the member chosen with its "keep" button."""
+    form = await request.form()
+    server = server_of(request).act(str(form.get("csrf_token") or ""))
+    only = form.get("only")
+    numbers = [_form_int(only, "group")] if only else [_form_int(v, "group") for v in form.getlist("group")]
+    chosen = {n: _form_int(form.get(f"keep_{n}"), "keep", optional=True) for n in numbers}
+    job = server.start_duplicates_move(str(form.get("job") or ""), chosen)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+def _form_int(value: object, name: str, optional: bool = False) -> Any:
+    if optional and (value is None or value == ""):
+        return None
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 12:
+        raise UsageError(f"{name} must be a whole number, not {str(value)[:20]!r}")
+    return int(value)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

@@ -8,6 +8,9 @@ action and a `cbir index` run never write at once: the later one hears "busy".
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +19,11 @@ import anyio
 from cbir import __version__
 from cbir.actions import clean as cleaning
 from cbir.actions import duplicates as dups
+from cbir.actions import selection
 from cbir.actions import undo as undoing
 from cbir.actions.clean import CleanRequest
 from cbir.actions.progress import Progress
-from cbir.errors import CbirError
+from cbir.errors import CbirError, UsageError
 from cbir.warm import Warm
 from cbir.web.jobs import Job, Jobs
 from cbir.web.library import Library
@@ -58,6 +62,8 @@ class Server:
     max_upload_pixels: int = MAX_UPLOAD_PIXELS
     thumbnails: Thumbnails = field(init=False)
     jobs: Jobs = field(default_factory=Jobs)
+    moved_groups: dict[str, dict[int, int | None]] = field(default_factory=dict)  # scan job -> group -> run
+    uploads: RecentUploads = field(default_factory=lambda: RecentUploads())
     _upload_limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
     _file_limiter: anyio.CapacityLimiter | None = field(default=None, init=False, repr=False)
 
@@ -137,18 +143,66 @@ class Server:
     def start_undo(self, run_id: int | None) -> Job:
         return self.jobs.start("undo", lambda job: undoing.undo(self.index_dir, run_id, progress=_progress_of(job)))
 
+    def start_selection_move(self, image_ids: list[int], folder: str) -> Job:
+        """Move the pictures a person selected into ``folder`` (a category's, or 'duplicates'), journaled."""
+        selection.move_selected(self.index_dir, image_ids, folder)  # refused at once when it cannot be done
+        return self.jobs.start("move", lambda job: selection.move_selected(
+            self.index_dir, image_ids, folder, apply=True, progress=_progress_of(job)))
+
     def start_duplicates_scan(self, level: str) -> Job:
+        """A scan whose groups show up in the job's ``found`` as soon as each is final."""
         return self.jobs.start("duplicates", lambda job: dups.duplicates(self.index_dir, level,
-                                                                          progress=_progress_of(job)),
+                                                                          progress=_progress_of(job),
+                                                                          on_group=job.found.append),
                                reads_only=True)
 
-    def start_duplicates_move(self, level: str, chosen: set[int] | None) -> Job:
-        return self.jobs.start("duplicates-move", lambda job: dups.move_duplicates(
-            self.index_dir, level, apply=True, chosen=chosen, progress=_progress_of(job)))
+    def scan_groups(self, job_id: str) -> tuple[Job, list[dict]]:
+        """A duplicates scan job and the groups it has found so far (all of them once it is done)."""
+        job = self.jobs.get(job_id)
+        if job.kind != "duplicates":
+            raise UsageError(f"job {job_id} is not a duplicates scan")
+        groups = job.result["groups"] if isinstance(job.result, dict) else list(job.found)
+        return job, groups
+
+    def start_duplicates_move(self, scan_job: str, chosen: dict[int, int | None]) -> Job:
+        """Move the copies of the groups a person chose from the scan ``scan_job`` (number -> id to keep)."""
+        if not chosen:
+            raise UsageError("choose at least one group whose copies should move")
+        _, groups = self.scan_groups(scan_job)
+        dups.chosen_copies(groups, chosen)  # a group or keeper the scan did not find: refused at once (HTTP 400)
+
+        def move(job: Job) -> dict:
+            report = dups.move_chosen_copies(self.index_dir, groups, chosen, apply=True, progress=_progress_of(job))
+            self.moved_groups.setdefault(scan_job, {}).update(dict.fromkeys(chosen, report["run_id"]))
+            return report
+
+        return self.jobs.start("duplicates-move", move)
 
     def close(self) -> None:
         self.thumbnails.close()
         self.jobs.close()
+
+
+class RecentUploads:
+    """The last pictures searched by upload, so that each such search has a URL to reload or bookmark. They
+    live in memory only (a restart forgets them) and the oldest go first beyond ``count`` or ``max_bytes``."""
+
+    def __init__(self, count: int = 32, max_bytes: int = 256 << 20) -> None:
+        self.count, self.max_bytes = count, max_bytes
+        self._kept: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def keep(self, data: bytes) -> str:
+        token = secrets.token_urlsafe(12)
+        with self._lock:
+            self._kept[token] = data
+            while len(self._kept) > self.count or sum(map(len, self._kept.values())) > self.max_bytes:
+                self._kept.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> bytes | None:
+        with self._lock:
+            return self._kept.get(token)
 
 
 def _progress_of(job: Job) -> Progress:
