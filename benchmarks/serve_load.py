@@ -1,6 +1,7 @@
 """Load on `cbir serve`: concurrent clients searching by upload (and by id) for a fixed time, on loopback.
 
     python -m benchmarks.serve_load [--photos DIR] [--queries DIR] [--clients 1 8] [--seconds 30] [--json OUT]
+    python -m benchmarks.serve_load --catalog 100000 [--json OUT]
 
 Indexes --photos (default: the development gallery, ../shared/data/gallery) into a temporary index, starts
 a real `cbir serve` process on 127.0.0.1 with a free port, and, for each client count, runs that many
@@ -8,6 +9,8 @@ clients (threads with their own keep-alive connection) posting photos from --que
 ../shared/data/other, photos that are not in the index) round-robin for --seconds. Reports per client
 count: requests, requests/s, p50/p95/p99 latency and errors (any status but 200, or a failed connection),
 then the same for "more like this" by image id. Everything stays on loopback. Prints a table and JSON.
+With --catalog N, instead: the library pages and search by upload over an N-image catalog
+(benchmarks.serve_catalog).
 """
 
 from __future__ import annotations
@@ -105,7 +108,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="Concurrent clients, one run each.")
     parser.add_argument("--seconds", type=float, default=30, help="How long each run lasts.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the JSON result here.")
+    parser.add_argument("--catalog", type=int, default=0,
+                        help="Time the library pages and upload search over an N-image catalog instead.")
     args = parser.parse_args()
+    if args.catalog:
+        from benchmarks.serve_catalog import catalog_run
+        from cbir.config import cache_dir
+
+        work = Path(tempfile.mkdtemp(prefix="cbir-serve-catalog-"))
+        env = {**os.environ, "CBIR_CACHE": str(cache_dir()), "CBIR_HOME": str(work / "home"),
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        result = catalog_run(photos_in(args.photos, 300), [p.read_bytes() for p in photos_in(args.queries, 50)],
+                             args.catalog, work, env)
+        for name, row in result.items():
+            if isinstance(row, dict):
+                print(f"{name:20s} p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms", file=sys.stderr)
+        emit_json(result, args.json)
+        return
     if max(args.clients) > 64:
         raise SystemExit("at most 64 clients: this is a load check on one machine, not a stress test")
     indexed = photos_in(args.photos)

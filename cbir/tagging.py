@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cbir.errors import IndexEmptyError, UsageError
+from cbir.errors import IndexEmptyError, UnknownWordError, UsageError
 from cbir.search import Hit, check_query_args, words_to_tags
 from index_store.catalog import CatalogReader
 from index_store.check import require_intact
@@ -20,36 +21,95 @@ from indexer.tags import Tag, load_vocabulary
 
 @dataclass(frozen=True)
 class Found(Hit):
-    """A hit of a word search: the score is the tag's (for several words, the weakest word's)."""
+    """A hit of a word search: the score is the tag's (for several words, the weakest word's; 1.0 when only
+    a time or a place was asked for)."""
 
     tags: list[str] = field(default_factory=list)
+    when: dict = field(default_factory=dict)  # taken_at, taken_source, camera, place...
 
     @property
     def judgement(self) -> str:
         return "tagged"
 
     def as_dict(self) -> dict:
-        return {**super().as_dict(), "tags": self.tags}
+        return {**super().as_dict(), "tags": self.tags, **self.when}
 
 
-def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[Found]:
-    """Indexed images whose tags match every word (a synonym, or anything under it), best first."""
+def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[Found]:
+    """Indexed images whose tags match every word (a synonym, or anything under it), best first. A word the
+    vocabulary lacks may name a place where photos were taken (a town or a country); ``taken`` keeps only
+    images taken in a year, a month, a day or a range of them ("2023", "2023-06..2023-08")."""
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
+    if not words and not taken:
+        raise UsageError("give at least one word to find, or --taken")
     with CatalogReader.open(index_dir) as catalog:
         catalog.require_images()
         require_intact(catalog)
-        wanted = words_to_tags(catalog, words)
-        if not catalog.has_tags():
-            raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
-                                  "(nothing is embedded again)")
-        ranked = catalog.find_tagged(wanted, k)
+        allowed: set[int] | None = None
+        tag_words: list[str] = []
+        for word in words:
+            try:
+                words_to_tags(catalog, [word])
+                tag_words.append(word)
+            except UnknownWordError:
+                at = catalog.ids_at_place(word)
+                if not at:
+                    raise
+                allowed = at if allowed is None else allowed & at
+        if taken:
+            start, end = taken_range(taken)
+            within = catalog.ids_taken(start, end)
+            allowed = within if allowed is None else allowed & within
+        if tag_words:
+            if not catalog.has_tags():
+                raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
+                                      "(nothing is embedded again)")
+            ranked = catalog.find_tagged(words_to_tags(catalog, tag_words), None if allowed is not None else k)
+            if allowed is not None:
+                ranked = [(i, s) for i, s in ranked if i in allowed]
+        else:
+            when_all = catalog.when_of(sorted(allowed or []))
+            ranked = [(i, 1.0) for i in sorted(allowed or [], key=lambda i: when_all[i].get("taken_at") or "",
+                                               reverse=True)]
+        ranked = ranked[:k] if k is not None else ranked
         rows = catalog.rows_by_ids([i for i, _ in ranked])
         tags = catalog.tags_of([i for i, _ in ranked])
+        when = catalog.when_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
         return [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
-                      tags=[vocabulary.name(t) for t, _ in tags[i]])
+                      tags=[vocabulary.name(t) for t, _ in tags.get(i, [])], when=when.get(i, {}))
                 for i, score in ranked if i in rows]
+
+
+def taken_range(spec: str) -> tuple[str, str]:
+    """``--taken`` as [start, end) times: "2023", "2023-06", "2023-06-14", or two of them joined by "..";
+    UsageError for anything else."""
+    first, _, last = spec.partition("..")
+    start = _bound(first.strip(), spec)
+    end = _bound((last or first).strip(), spec, after=True)
+    if end <= start:
+        raise UsageError(f"--taken {spec!r} ends before it starts")
+    return start, end
+
+
+def _bound(part: str, spec: str, after: bool = False) -> str:
+    try:
+        if len(part) == 4:
+            year = int(part)
+            return f"{year + 1 if after else year:04d}-01-01"
+        if len(part) == 7:
+            day = datetime.date(int(part[:4]), int(part[5:7]), 1)
+            if after:
+                day = (day + datetime.timedelta(days=32)).replace(day=1)
+            return day.isoformat()
+        if len(part) == 10:
+            day = datetime.date.fromisoformat(part)
+            return (day + datetime.timedelta(days=1 if after else 0)).isoformat()
+    except ValueError:
+        pass
+    raise UsageError(f"--taken wants a year, a month or a day (2023, 2023-06, 2023-06-14) or a range of them "
+                     f"(2023-06..2023-08), not {spec!r}")
 
 
 def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

@@ -22,6 +22,7 @@ from index_store.db import PATH_PARAM, connect, fs, prefix_bounds
 from index_store.facts_table import FactsReads
 from index_store.schema import SCHEMA_VERSION
 from index_store.tag_table import TagReads
+from index_store.when_table import SORTS, WhenReads
 
 CATALOG_FILE = "catalog.sqlite"
 ROW_COLUMNS = "id, path, size, mtime_ns, hash, category, category_probs"
@@ -119,7 +120,7 @@ def check_schema(conn: sqlite3.Connection, index_dir: Path) -> None:
         )
 
 
-class CatalogReader(TagReads, FactsReads):
+class CatalogReader(TagReads, FactsReads, WhenReads):
     """A read-only view of a catalog: meta, rows, tags and vectors. Use as a context manager."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection) -> None:
@@ -221,12 +222,33 @@ class CatalogReader(TagReads, FactsReads):
                 f"SELECT path FROM images WHERE path >= {PATH_PARAM} AND path < {PATH_PARAM}", (low, high)):
             yield path
 
-    def rows_page(self, category: str | None, words: list[list[str]] | None, offset: int, limit: int
-                  ) -> tuple[int, list[ImageRow]]:
-        """One page of the images in path order, of a category and tagged with every word (as ``find_tagged``
-        takes words), and how many there are in all."""
+    def rows_page(self, category: str | None, words: list[list[str]] | None, offset: int, limit: int,
+                  sort: str = "path", month: str | None = None, place: str | None = None,
+                  taken: tuple[str, str] | None = None) -> tuple[int, list[ImageRow], int]:
+        """One page of the images of a category, tagged with every word (as ``find_tagged`` takes words),
+        taken at ``place`` (a town or a country) and in ``taken`` ([start, end) times), in ``sort`` order
+        (index_store.when_table.SORTS); how many there are in all, and the offset the page starts at: with
+        ``month`` ("YYYY-MM", newest first only), the page where that month starts."""
         if words and not self.has_tags():
-            return 0, []
+            return 0, [], offset
+        if not self.has_when():
+            if place or taken:
+                return 0, [], offset
+            sort = "path"  # a catalog from before times were stored, opened read-only
+        condition, params = self.filter_clause(category, words, place, taken)
+        clause = f" WHERE {condition}" if condition else ""
+        total = self.conn.execute(f"SELECT COUNT(*) FROM images{clause}", params).fetchone()[0]
+        if month and sort == "taken":
+            newer = f"{clause} {'AND' if condition else 'WHERE'} taken_at >= ?"
+            offset = self.conn.execute(f"SELECT COUNT(*) FROM images{newer}", [*params, f"{month}-32"]).fetchone()[0]
+        rows = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images{clause} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?",
+                                 [*params, limit, offset])
+        return total, [image_row(r) for r in rows], offset
+
+    def filter_clause(self, category: str | None, words: list[list[str]] | None, place: str | None = None,
+                      taken: tuple[str, str] | None = None) -> tuple[str, list]:
+        """The WHERE condition (without the keyword) and its parameters for images of ``category``, tagged with
+        every one of ``words``, taken at ``place`` and within ``taken``; ("", []) for every image."""
         where: list[str] = []
         params: list[object] = []
         if category:
@@ -235,11 +257,14 @@ class CatalogReader(TagReads, FactsReads):
         for tag_ids in words or []:
             where.append(f"id IN (SELECT image_id FROM image_tags WHERE tag IN ({','.join('?' * len(tag_ids))}))")
             params += tag_ids
-        clause = f" WHERE {' AND '.join(where)}" if where else ""
-        total = self.conn.execute(f"SELECT COUNT(*) FROM images{clause}", params).fetchone()[0]
-        rows = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images{clause} ORDER BY path LIMIT ? OFFSET ?",
-                                 [*params, limit, offset])
-        return total, [image_row(r) for r in rows]
+        if place:
+            escaped = place.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            where.append("(place LIKE ? ESCAPE '!' OR place LIKE ? ESCAPE '!')")
+            params += [f"{escaped},%", f"%, {escaped}"]
+        if taken:
+            where.append("taken_at >= ? AND taken_at < ?")
+            params += list(taken)
+        return " AND ".join(where), params
 
     def rows_by_hash(self, digest: str) -> list[ImageRow]:
         cur = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM images WHERE hash = ? ORDER BY id", (digest,))

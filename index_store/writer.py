@@ -27,6 +27,7 @@ from index_store.manifest import MANIFEST_FILE
 from index_store.publish import FAISS_FILE, publish, remove_unused_data_files
 from index_store.schema import DDL, SCHEMA_VERSION
 from index_store.tag_table import TagWrites
+from index_store.when_table import WhenWrites
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def fixed_claim(model_id: str, dim: int, model_ref: str | None = None) -> Claim:
     return lambda reader: (model_id, dim, model_ref)
 
 
-class IndexStore(TagWrites, FactsWrites, CatalogReader):
+class IndexStore(TagWrites, FactsWrites, WhenWrites, CatalogReader):
     """The single writer. Use as a context manager; ``finish()`` publishes the FAISS file."""
 
     def __init__(self, index_dir: Path, conn: sqlite3.Connection, lock: WriterLock) -> None:
@@ -91,6 +92,7 @@ class IndexStore(TagWrites, FactsWrites, CatalogReader):
             remove_unused_data_files(index_dir)
             store._claim(*(decided or claim(store)))
             store._ensure_tag_schema()
+            store._ensure_when_schema()
             store.commit()
             store._repair()
             return store
@@ -278,7 +280,7 @@ class IndexStore(TagWrites, FactsWrites, CatalogReader):
     ) -> None:
         self._write(
             "UPDATE images SET size = ?, mtime_ns = ?, hash = ?, category = ?, category_probs = ?, "
-            "indexed_at = ?, seen_run = ?, feature_norm = ? WHERE id = ?",
+            "indexed_at = ?, seen_run = ?, feature_norm = ?, taken_at = NULL WHERE id = ?",
             (size, mtime_ns, digest, category, _json(category_probs), time.time(), run, feature_norm, image_id),
         )
         self._write("UPDATE vectors SET data = ? WHERE id = ?", (vec.encode(vector), image_id))

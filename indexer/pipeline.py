@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from cbir.errors import ImageDecodeError
 from index_store.catalog import ImageRow
@@ -33,6 +34,7 @@ from indexer.image_facts import FACTS_VERSION, facts_blob
 from indexer.loader import FileContent, decode, read_file, supported_extensions
 from indexer.tags import tags_version
 from indexer.walker import FileEntry, Problem, walk_images
+from indexer.when_where import NOWHERE, WhenWhere, places, read_when_where
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,7 @@ class IndexRun:
             self._embed_batch()
         self.summary.removed += self.store.finish_root(root, run)
         self._fill_facts(root)
+        self._fill_when(root)
 
     def _fill_facts(self, root: str) -> None:
         """Facts for the contents under ``root`` that have none (indexed before they were stored, or on a
@@ -172,6 +175,21 @@ class IndexRun:
             for (_, digest), blob in zip(part, self._pool.map(_facts_of_file, [p for p, _ in part]), strict=True):
                 if blob is not None:
                     self.store.put_facts(digest, FACTS_VERSION, blob)
+            self.store.commit()
+
+    def _fill_when(self, root: str) -> None:
+        """When and where the images under ``root`` were taken, for those not known yet (new, changed, or
+        indexed before times were stored): each file's EXIF, read from its header without decoding."""
+        missing = self.store.rows_missing_when(root)
+        for start in range(0, len(missing), 512):
+            part = missing[start: start + 512]
+            found = list(self._pool.map(_when_of_file, [(path, mtime) for _, path, mtime in part]))
+            located = [(w, (w.latitude, w.longitude)) for w in found
+                       if w.latitude is not None and w.longitude is not None]
+            named = dict(zip([id(w) for w, _ in located], places([at for _, at in located]), strict=True))
+            for (image_id, _, _), w in zip(part, found, strict=True):
+                self.store.set_when(image_id, w.taken_at, w.taken_source, w.offset, w.camera, w.latitude,
+                                    w.longitude, named.get(id(w)))
             self.store.commit()
 
     def _files_to_read(self, root: str, run: int) -> Iterator[_Job]:
@@ -323,6 +341,16 @@ def _facts_of_file(path: str) -> bytes | None:
         return facts_blob(read_file(path).data)
     except (ImageDecodeError, OSError):
         return None  # gone or unreadable since indexing: the duplicate check decodes it, or leaves it out
+
+
+def _when_of_file(item: tuple[str, int]) -> WhenWhere:
+    path, mtime_ns = item
+    try:
+        with Image.open(path) as image:  # the header only
+            found = read_when_where(image.getexif())
+    except Exception:  # unreadable, or a malformed EXIF block: the file's time stands in
+        found = NOWHERE
+    return found.with_file_time(mtime_ns)
 
 
 def estimate_work(roots: list[str], indexed: int = 0, index_dir: os.PathLike[str] | str | None = None) -> int:

@@ -24,7 +24,7 @@ FACES = ("cbir.cli", "cbir.web", "cbir.__main__")
 ENTRY_POINTS = ("cbir/cli/", "cbir/__main__.py")
 # Imported where used, so that a command that does not need them starts without them.
 HEAVY = {"tensorflow", "keras", "faiss", "openvino", "nncf", "ray", "sklearn", "matplotlib", "h5py", "skimage",
-         "scipy", "pillow_heif", "ai_edge_litert", "fcntl"}
+         "scipy", "pillow_heif", "ai_edge_litert", "fcntl", "reverse_geocoder", "pycountry"}
 
 
 def _modules() -> dict[str, Path]:

@@ -29,11 +29,18 @@ LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking
                "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+MONTHS = {"astronaut.jpg": (2021, 3), "pets/chelsea.jpg": (2022, 7), "food/coffee.jpg": (2023, 1),
+          "trips/china.jpg": (2023, 1), "rocket.jpg": (2020, 11)}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, photos, weights_file):
     """A real `cbir serve` process over a freshly indexed tree: (base URL, photo tree)."""
     base = tmp_path_factory.mktemp("browser")
     root, index = make_tree(base / "pictures", photos), base / "index"
+    for rel, (year, month) in MONTHS.items():  # no EXIF here: the files' times date them, months apart
+        stamp = time.mktime((year, month, 15, 12, 0, 0, 0, 0, -1))
+        os.utime(root / rel, (stamp, stamp))
     env = {**os.environ, "CBIR_HOME": str(base / "home"), "CBIR_WEIGHTS": str(weights_file),
            "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "cbir"]
@@ -67,7 +74,7 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)
     yield page
@@ -215,7 +222,8 @@ def test_every_page_fits_a_phone_with_three_thumbnails_a_row_and_a_menu(served, 
         assert width[0] <= width[1], (path, width)  # nothing scrolls sideways
         assert phone.locator("header").bounding_box()["height"] < 0.12 * 844, path  # a compact header
         if phone.locator(".grid").count():
-            columns = phone.locator(".grid").evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
+            columns = phone.locator(".grid").first.evaluate(
+                "g => getComputedStyle(g).gridTemplateColumns.split(' ').length")
             assert columns >= 3, (path, columns)
     phone.goto(url)
     phone.screenshot(path=str(shots / "library-phone.png"))
@@ -288,6 +296,7 @@ def test_the_viewer_moves_with_the_keys_shows_details_zooms_and_closes(served, p
     page.keyboard.press("i")
     page.wait_for_selector("#viewer aside.info dl")
     assert "Category" in page.locator("#viewer aside.info").inner_text()
+    page.wait_for_selector("#viewer .neighbours img")  # its nearest pictures
     page.screenshot(path=str(shots / "viewer.png"))
     page.keyboard.press("z")
     page.wait_for_function("document.querySelector('#viewer .stage img').src.endsWith('/file')")
@@ -376,3 +385,68 @@ def test_no_page_has_a_serious_accessibility_violation(served, browser, size):
                   if v["impact"] in ("serious", "critical")]
     context.close()
     assert found == [], found
+
+
+
+def test_the_library_is_a_timeline_with_a_scrubber_endless_scroll_and_sorts(served, page, shots):
+    url, root = served
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    months = page.locator("#timeline section.month").evaluate_all("s => s.map(x => x.dataset.month)")
+    assert months == sorted(months, reverse=True) and len(months) >= 4  # newest first, a section a month
+    jan = page.locator("#timeline section.month[data-month='2023-01']")
+    assert jan.locator("h2").inner_text() == "January 2023"
+    assert sorted(n.strip() for n in jan.locator(".name").all_inner_texts()) == ["china.jpg", "coffee.jpg"]
+    page.screenshot(path=str(shots / "library-timeline.png"))
+    page.locator("#scrubber a[data-month='2021-03']").click()
+    page.wait_for_url(re.compile(r"month=2021-03"))
+    assert "2021-03" in page.locator("#timeline section.month").evaluate_all("s => s.map(x => x.dataset.month)")
+    # Endless scroll: four pictures a page, every picture once as the end comes into view.
+    page.goto(url + "?n=4")
+    total = int(page.locator("#total").inner_text())
+    for _ in range(10):
+        page.mouse.wheel(0, 5000)
+        page.wait_for_timeout(300)
+        if page.locator(".grid .cell").count() == total:
+            break
+    shown = page.locator(".grid .cell").evaluate_all("cells => cells.map(c => c.dataset.id)")
+    assert len(shown) == total == len(set(shown))
+    page.select_option("#sort", "size")
+    page.wait_for_url(re.compile(r"sort=size"))
+    sizes = {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+    assert page.locator(".grid .cell .name").first.inner_text() == Path(max(sizes, key=sizes.get)).name
+
+
+def test_every_page_at_both_sizes_has_a_screenshot(served, browser, shots):
+    """The pictures in docs/screens come from here (SERVE_SCREENSHOTS=docs/screens): every page, 1440 and 390."""
+    url, _ = served
+    for size, suffix in (((1440, 900), "desktop"), ((390, 844), "phone")):
+        context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+        page = context.new_page()
+        for name, path in (("library", ""), ("search", "search?q=cat"), ("clean", "clean"),
+                           ("duplicates", "duplicates"), ("status", "status")):
+            page.goto(url + path)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(shots / f"{name}-{suffix}.png"))
+            assert (shots / f"{name}-{suffix}.png").stat().st_size > 5_000
+        page.goto(url)
+        page.locator(".grid .cell > a").first.click()
+        page.wait_for_function("document.querySelector('#viewer .stage img').naturalWidth > 0")
+        page.screenshot(path=str(shots / f"viewer-{suffix}.png"))
+        context.close()
+
+
+def test_the_word_box_suggests_words_and_the_library_filters_by_place_and_time(served, page):
+    url, _ = served
+    page.goto(url)
+    box = page.locator("header input[name=q]")
+    box.fill("ca")
+    page.wait_for_function("document.querySelectorAll('#word-suggestions option').length > 0")
+    suggestions = page.locator("#word-suggestions option").evaluate_all("os => os.map(o => o.value)")
+    assert "cat" in suggestions and all(s.startswith("ca") for s in suggestions)
+    page.goto(url + "?taken=2023-01")
+    assert sorted(names(page)) == ["china.jpg", "coffee.jpg"]
+    page.goto(url + "?taken=2021..2022")
+    assert sorted(names(page)) == ["astronaut.jpg", "chelsea.jpg"]
+    page.goto(url + "?place=atlantis")
+    assert page.locator("#total").inner_text() == "0"

@@ -93,9 +93,10 @@ def query_ids(index_dir: Path, image_ids: list[int], k: int = 10, *, warm: Warm 
         return [h.as_dict() for h in hits if h.id not in set(image_ids)][:k]
 
 
-def find(index_dir: Path, words: list[str], k: int | None = 10) -> list[dict]:
-    """`cbir find WORD... --json`: indexed images tagged with every word, best first."""
-    return [f.as_dict() for f in find_tagged(index_dir, words, k)]
+def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[dict]:
+    """`cbir find WORD... [--taken WHEN] --json`: indexed images tagged with every word (or taken at a place
+    a word names), taken when asked, best first; with when and where each was taken."""
+    return [f.as_dict() for f in find_tagged(index_dir, words, k, taken)]
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

@@ -63,27 +63,33 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
 
 
 @click.command("find")
-@click.argument("words", nargs=-1, required=True)
+@click.argument("words", nargs=-1)
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many images to show.")
+@click.option("--taken", default=None, metavar="WHEN",
+              help="Only images taken then: a year, a month or a day (2023, 2023-06, 2023-06-14), or a range of "
+                   "them (2023-06..2023-08). EXIF's date, else the file's time.")
 @index_option
 @json_option
 @null_option
-def find_cmd(words: tuple[str, ...], k: int, index_dir: str | None, as_json: bool, null: bool) -> None:
+def find_cmd(words: tuple[str, ...], k: int, taken: str | None, index_dir: str | None, as_json: bool,
+             null: bool) -> None:
     """Print indexed images tagged with every one of WORDS, best first, as score<TAB>path.
 
     A word matches its synonyms and everything under it: `cbir find dog` finds every breed, `cbir find
     animal` every animal; category names (food, screenshot, other...) work too. Tags come from the
-    ImageNet classes the model sees and WordNet; see `cbir tags IMAGE`.
+    ImageNet classes the model sees and WordNet; see `cbir tags IMAGE`. A word may also be a place photos
+    were taken (`cbir find paris`, from their GPS position), and --taken keeps a time span.
     """
     setup_logging()
-    found = search.find(resolve_index_dir(index_dir), list(words), k)
+    found = search.find(resolve_index_dir(index_dir), list(words), k, taken)
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
         for hit in found:
             emit([f"{hit['score']:.4f}"], [hit["path"]], null)
     if not found:
-        echo_err(f"cbir: no indexed image is tagged {' and '.join(repr(w) for w in words)}")
+        what = " and ".join(repr(w) for w in words) or "anything"
+        echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else ""))
 
 
 @click.command("tags")

@@ -89,17 +89,38 @@ def query_id(request: Request, id: Annotated[int, Query(ge=0, le=MAX_ID, descrip
 
 
 @router.get("/find")
-def find(request: Request, word: Annotated[list[str], Query(description="Every one of these words")],
-         k: Annotated[int, Query(ge=1, le=500)] = 10) -> list[dict]:
-    """`cbir find WORD... --json`: images tagged with every word, best first."""
-    return search.find(server_of(request).index_dir, word, k)
+def find(request: Request, word: Annotated[list[str] | None, Query(description="Every one of these words")] = None,
+         k: Annotated[int, Query(ge=1, le=500)] = 10,
+         taken: Annotated[str | None, Query(max_length=30, description="2023, 2023-06, 2023-06..2023-08")] = None
+         ) -> list[dict]:
+    """`cbir find WORD... [--taken WHEN] --json`: images tagged with every word (or taken at a place a word
+    names), taken when asked, best first."""
+    return search.find(server_of(request).index_dir, word or [], k, taken)
 
 
 @router.get("/images")
 def images(request: Request, category: str | None = None, tag: Annotated[list[str] | None, Query()] = None,
-           offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 60) -> dict:
-    """The library, a page at a time, in path order; optionally of one category and with every tag."""
-    return server_of(request).library.page(category, tag, offset, limit)
+           offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, limit: Annotated[int, Query(ge=1, le=500)] = 60,
+           sort: Annotated[str, Query(description="path, taken (newest first) or size (largest first)")] = "path",
+           month: Annotated[str | None, Query(max_length=7, description="YYYY-MM: start where it starts")] = None
+           ) -> dict:
+    """The library, a page at a time (path order unless ``sort`` says), each image with when and where it was
+    taken; optionally of one category and with every tag."""
+    return server_of(request).library.page(category, tag, offset, limit, sort, month)
+
+
+@router.get("/words")
+def words(request: Request, prefix: Annotated[str, Query(max_length=60)] = "") -> list[str]:
+    """Words a search by word understands that start with ``prefix`` (tags, categories, places), for a box that
+    suggests them as you type."""
+    return server_of(request).library.words(prefix)
+
+
+@router.get("/months")
+def months(request: Request, category: str | None = None, tag: Annotated[list[str] | None, Query()] = None
+           ) -> list[dict]:
+    """Every month with images taken (of the category and tags), newest first, and how many."""
+    return server_of(request).library.months(category, tag)
 
 
 @router.get("/images/{image_id}")

@@ -7,6 +7,7 @@ while a `cbir index` run writes). Searching is cbir.actions.search's, with the s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,11 +16,14 @@ from cbir.config import DUPLICATES_FOLDER
 from cbir.errors import CbirError, ImageNotFoundError, UsageError
 from cbir.search import words_to_tags
 from cbir.status import index_status
+from cbir.tagging import taken_range
 from cbir.warm import Warm
 from index_store.catalog import CATALOG_FILE, CatalogReader, ImageRow
+from index_store.when_table import SORTS
 from indexer.tags import load_vocabulary
 
 PAGE_SIZE_LIMIT = 500
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 class Library:
@@ -46,6 +50,22 @@ class Library:
                 warm.embedder(reader)
                 warm.search_index(reader)
 
+    def words(self, prefix: str, limit: int = 12) -> list[str]:
+        """Words a search understands that start with ``prefix``: the vocabulary's, the categories', and the
+        places photos were taken, shortest first."""
+        wanted = prefix.strip().lower()
+        if not wanted:
+            return []
+        vocabulary = load_vocabulary()
+        found = {w for w in vocabulary.by_word if w.startswith(wanted)}
+        try:
+            with self.reader() as reader:
+                found |= {c for c in reader.category_names() if c.startswith(wanted)}
+                found |= {p.lower() for p in reader.place_words(wanted)}
+        except CbirError:
+            pass
+        return sorted(found, key=lambda w: (len(w), w))[:limit]
+
     def folders(self) -> list[str]:
         """Where selected pictures can be moved: a folder per category of the index (not 'other'), and
         'duplicates'."""
@@ -56,16 +76,36 @@ class Library:
             names = []
         return [*[n for n in names if n != "other"], DUPLICATES_FOLDER]
 
-    def page(self, category: str | None, tags: list[str] | None, offset: int, limit: int) -> dict:
-        """One page of the library in path order: ``{"total", "offset", "images"}``."""
+    def page(self, category: str | None, tags: list[str] | None, offset: int, limit: int, sort: str = "path",
+             month: str | None = None, place: str | None = None, taken: str | None = None) -> dict:
+        """One page of the library in ``sort`` order ("taken": newest first, "path", "size"): ``{"total",
+        "offset", "images"}``; with ``month`` ("YYYY-MM"), the page where that month starts."""
+        if sort not in SORTS:
+            raise UsageError(f"unknown sort {sort!r}; choose one of {', '.join(SORTS)}")
+        if month is not None and not _MONTH.fullmatch(month):
+            raise UsageError(f"month must be YYYY-MM, not {month[:20]!r}")
         if not 1 <= limit <= PAGE_SIZE_LIMIT:
             raise UsageError(f"limit must be between 1 and {PAGE_SIZE_LIMIT}, got {limit}")
         if offset < 0:
             raise UsageError(f"offset must be 0 or more, got {offset}")
         with self.reader() as reader:
             words = words_to_tags(reader, tags) if tags else None
-            total, rows = reader.rows_page(category or None, words, offset, limit)
-            return {"total": total, "offset": offset, "images": [_row_dict(r) for r in rows]}
+            span = taken_range(taken) if taken else None
+            total, rows, offset = reader.rows_page(category or None, words, offset, limit, sort, month, place or None,
+                                                   span)
+            when = reader.when_of([r.id for r in rows])
+            return {"total": total, "offset": offset,
+                    "images": [{**_row_dict(r), **when.get(r.id, {})} for r in rows]}
+
+    def months(self, category: str | None, tags: list[str] | None, place: str | None = None,
+               taken: str | None = None) -> list[dict]:
+        """Every month with images of the category, tags, place and time span, newest first:
+        ``[{"month", "images"}]``."""
+        with self.reader() as reader:
+            words = words_to_tags(reader, tags) if tags else None
+            where, params = reader.filter_clause(category or None, words, place or None,
+                                                 taken_range(taken) if taken else None)
+            return [{"month": m, "images": n} for m, n in reader.months(where, params)]
 
     def image(self, image_id: int) -> dict:
         """Everything known of one indexed image: its row, tags and whether the file is still as indexed."""
@@ -74,8 +114,8 @@ class Library:
             vocabulary = load_vocabulary()
             tags = [{"tag": vocabulary.name(t), "id": t, "score": round(s, 4)}
                     for t, s in reader.tags_of([image_id])[image_id]]
-            return {**_row_dict(row), "tags": tags, "hash": row.hash, "size": row.size,
-                    "present": _unchanged(row)}
+            return {**_row_dict(row), **reader.when_of([image_id]).get(image_id, {}), "tags": tags,
+                    "hash": row.hash, "size": row.size, "present": _unchanged(row)}
 
     def row(self, image_id: int) -> ImageRow:
         with self.reader() as reader:

@@ -41,6 +41,26 @@ templates.env.filters["display"] = _display
 templates.env.filters["basename"] = lambda p: _display(os.path.basename(p))
 templates.env.filters["percent"] = lambda x: f"{100 * float(x):.0f}%"
 templates.env.filters["size"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+def _by_month(items: list[dict], sort: str) -> list[tuple[str, list[dict]]]:
+    """Consecutive pictures taken in one month, together (one group of all when not sorted by date)."""
+    groups: list[tuple[str, list[dict]]] = []
+    for item in items:
+        month = (item.get("taken_at") or "")[:7] if sort == "taken" else ""
+        if not groups or groups[-1][0] != month:
+            groups.append((month, []))
+        groups[-1][1].append(item)
+    return groups
+
+
+def _month_name(month: str) -> str:
+    return time.strftime("%B %Y", time.strptime(month, "%Y-%m")) if month else "Date unknown"
+
+
+templates.env.filters["by_month"] = _by_month
+templates.env.filters["month_name"] = _month_name
+templates.env.filters["month_short"] = lambda m: time.strftime("%b", time.strptime(m, "%Y-%m"))
+templates.env.filters["groupby_year"] = lambda months: [
+    (year, [m for m in months if m["month"][:4] == year]) for year in dict.fromkeys(m["month"][:4] for m in months)]
 templates.env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
 templates.env.filters["isotime"] = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t)) if t else ""
 
@@ -62,17 +82,32 @@ def _index_state(server) -> tuple[dict, str | None]:
 
 
 @router.get("/", response_class=HTMLResponse)
-def library(request: Request, category: str | None = None, tag: str | None = None,
-            page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1) -> HTMLResponse:
+def library(request: Request, category: Annotated[str | None, Query(max_length=200)] = None,
+            tag: Annotated[str | None, Query(max_length=200)] = None,
+            sort: Annotated[str, Query(max_length=10)] = "taken",
+            month: Annotated[str | None, Query(max_length=7)] = None,
+            place: Annotated[str | None, Query(max_length=100)] = None,
+            taken: Annotated[str | None, Query(max_length=30)] = None,
+            page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+            n: Annotated[int, Query(ge=4, le=200)] = PER_PAGE,
+            part: bool = False) -> HTMLResponse:
+    """The library as a timeline (newest first, a heading per month, a year and month scrubber), or by path or
+    size; filters and position live in the URL. ``part`` answers only the next pictures, for endless scroll."""
     server = server_of(request)
     status, note = _index_state(server)
-    found: dict = {"total": 0, "images": []}
+    found: dict = {"total": 0, "offset": 0, "images": []}
+    months: list[dict] = []
     if not note:
         words = tag.split() if tag else None
-        found = server.library.page(category, words, (page - 1) * PER_PAGE, PER_PAGE)
-    pages = max(1, -(-found["total"] // PER_PAGE))
-    return render(request, "library.html", {"status": status, "note": note, "found": found, "category": category,
-                                            "tag": tag or "", "page": page, "pages": pages})
+        found = server.library.page(category, words, (page - 1) * n, n, sort, month, place, taken)
+        if sort == "taken" and not part:
+            months = server.library.months(category, words, place, taken)
+    page = found["offset"] // n + 1
+    pages = max(1, -(-found["total"] // n))
+    context = {"status": status, "note": note, "found": found, "category": category, "tag": tag or "",
+               "place": place or "", "taken": taken or "", "sort": sort, "page": page, "pages": pages, "n": n,
+               "months": months}
+    return render(request, "_timeline.html" if part else "library.html", context)
 
 
 @router.get("/search", response_class=HTMLResponse)

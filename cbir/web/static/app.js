@@ -170,7 +170,21 @@ function setUpViewer() {
     const more = document.createElement("a");
     more.href = `/search?id=${d.id}`;
     more.textContent = "More like this";
-    info.replaceChildren(list, more);
+    const near = document.createElement("div");
+    near.className = "neighbours";
+    info.replaceChildren(list, text("h3", "Nearest"), near, more);
+    const found = await fetch(`/api/query?id=${d.id}&k=6&exclude_self=true`);
+    if (!found.ok) return;
+    for (const hit of await found.json()) {
+      const link = document.createElement("a");
+      link.href = `/images/${hit.id}`;
+      link.title = `${hit.path} (${hit.score.toFixed(3)})`;
+      const thumb = document.createElement("img");
+      thumb.src = `/api/images/${hit.id}/thumbnail`;
+      thumb.alt = hit.path.split("/").pop();
+      link.append(thumb);
+      near.append(link);
+    }
   }
   function toggleInfo() { info.hidden = !info.hidden; if (!info.hidden) details(); }
 
@@ -215,7 +229,7 @@ function setUpSelection() {
   start.id = "select";
   start.className = "quiet";
   start.textContent = "Select";
-  grid.before(start);
+  (document.getElementById("timeline") || grid).before(start);
 
   function refresh() {
     for (const cell of cells()) {
@@ -274,6 +288,65 @@ function setUpSelection() {
   document.getElementById("clear-selection").addEventListener("click", stop);
 }
 
+// Endless scroll on the library: the next page's pictures are fetched as the end comes into view, and a month
+// that goes on across pages stays one section. The pager links still work without JavaScript.
+function setUpEndlessScroll() {
+  const timeline = document.getElementById("timeline");
+  if (!timeline || !("IntersectionObserver" in window)) return;
+  const pager = document.querySelector("nav.pager");
+  if (pager) pager.hidden = true;
+  let busy = false;
+  const watcher = new IntersectionObserver(async (entries) => {
+    const next = timeline.querySelector("a.next-part");
+    if (busy || !next || !entries.some((e) => e.isIntersecting)) return;
+    busy = true;
+    const response = await fetch(next.href);
+    const part = document.createElement("div");
+    part.innerHTML = await response.text();
+    next.remove();
+    for (const section of part.querySelectorAll("section.month")) {
+      const sections = timeline.querySelectorAll("section.month");
+      const last = sections[sections.length - 1];
+      if (last && last.dataset.month === section.dataset.month) {
+        last.querySelector(".grid").append(...section.querySelectorAll(".grid > .cell"));
+      } else {
+        timeline.append(section);
+      }
+    }
+    const more = part.querySelector("a.next-part");
+    if (more) { timeline.append(more); watcher.observe(more); }
+    busy = false;
+  }, { rootMargin: "800px" });
+  const first = timeline.querySelector("a.next-part");
+  if (first) { first.hidden = false; watcher.observe(first); }
+}
+
+// The word boxes suggest words the search understands (tags, categories, places) as you type.
+function setUpWordSuggestions() {
+  const list = document.getElementById("word-suggestions");
+  if (!list) return;
+  let asked = "";
+  for (const box of document.querySelectorAll("input[name=q]")) {
+    box.setAttribute("list", "word-suggestions");
+    box.addEventListener("input", async () => {
+      const words = box.value.trim().split(/\s+/);
+      const last = words[words.length - 1] || "";
+      if (last.length < 2 || last === asked) return;
+      asked = last;
+      const response = await fetch("/api/words?prefix=" + encodeURIComponent(last));
+      if (!response.ok || asked !== last) return;
+      const head = words.slice(0, -1).join(" ");
+      list.replaceChildren(...(await response.json()).map((w) => {
+        const option = document.createElement("option");
+        option.value = head ? `${head} ${w}` : w;
+        return option;
+      }));
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  setUpMenu(); setUpDrop(); setUpPaste(); setUpTickPage(); setUpSelection(); setUpViewer(); followJob();
+  setUpWordSuggestions();
+  setUpMenu(); setUpDrop(); setUpPaste(); setUpTickPage(); setUpSelection(); setUpViewer(); setUpEndlessScroll();
+  followJob();
 });
