@@ -196,6 +196,11 @@ def main() -> None:
     shared = corpus
     result = {"words": find_words(shared, env, judged), "tag_sample": tag_sample(shared, env, judged),
               "speed": timing(env, ROOT / "examples" / "photos" / "chelsea.jpg")}
+    from benchmarks.tag_words import documents, resolution
+
+    result["everyday_words"] = resolution()
+    if (args.shared / "gallery").is_dir():
+        result["documents"] = documents(args.shared / "gallery", work / "gallery")
     if args.sheets:
         draw_sheets(result["words"], shared, args.sheets)
     if args.scale:
@@ -213,6 +218,12 @@ def main() -> None:
           f"{sample['precision_below_0.5']} below); cbir tags cold: {result['speed']['tags_cold_s_median']} s")
     if "scale" in result:
         print(f"cbir find on {args.scale} images: {result['scale']['find_s_median']} s")
+    everyday = result["everyday_words"]
+    print(f"{everyday['resolved']} of {everyday['words']} everyday words resolve; not: "
+          f"{', '.join(w for w, x in everyday['per_word'].items() if not x['resolves'])}")
+    if "documents" in result:
+        print(f"pictures of text returned for {result['documents']['words']} thing words: "
+              f"{result['documents']['documents_returned']}")
     emit_json(result, args.json)
 
 

@@ -36,6 +36,8 @@ from cbir.errors import UnknownWordError
 MIN_TAG_SCORE = 0.15
 SENSE_SHARE = 0.25
 CATEGORY_PREFIX = "category:"
+DOCUMENT_CATEGORIES = ("receipt", "screenshot")  # pictures of text: their category is their only tag
+TAG_RULES = "documents-untagged"  # a change to how tags are chosen; stored tags are recomputed when it changes
 # Median pooled-feature length of the ImageNet trunk over 160 development photos (p10 32, p90 48).
 TYPICAL_NORM = 38.0
 
@@ -53,8 +55,10 @@ class Tag:
 class Vocabulary:
     """The tag vocabulary: synsets, their words, and which classes each one covers."""
 
-    def __init__(self, data: dict, digest: str) -> None:
+    def __init__(self, data: dict, digest: str, everyday: dict | None = None) -> None:
         self.digest = digest
+        # Everyday photo-search words WordNet does not tie to a class (cbir/data/tags/everyday_words.json).
+        self.everyday: dict[str, dict] = (everyday or {}).get("words", {})
         self.classes: list[str] = data["classes"]
         synsets: dict[str, dict] = data["synsets"]
         self._synsets = synsets
@@ -100,10 +104,13 @@ class Vocabulary:
 
     def tags_from_scores(self, scores: np.ndarray | None, category: str | None = None,
                          category_probability: float | None = None) -> list[Tag]:
-        """``tags`` from the image's scores for every tag (its ImageNet probabilities times ``membership``)."""
+        """``tags`` from the image's scores for every tag (its ImageNet probabilities times ``membership``).
+
+        A picture the categories file as a document (a receipt, a screenshot) gets no object tags: ImageNet
+        reads text as whatever it resembles, and a scan is not a dog."""
 
         tags = []
-        if scores is not None:
+        if scores is not None and category not in DOCUMENT_CATEGORIES:
             kept = np.flatnonzero(scores >= MIN_TAG_SCORE)
             tags = [Tag(self.tag_ids[i], self.words[self.tag_ids[i]][0], float(scores[i])) for i in kept]
             tags.sort(key=lambda t: (-round(t.score, 1), -self._depth[t.id], t.name))
@@ -122,9 +129,12 @@ class Vocabulary:
             if form in self.by_word:
                 ids += [sid for sid in self.by_word[form] if self._meant(form, sid)]
                 break
+        everyday = self.everyday.get(wanted, {})
+        ids += everyday.get("tags", [])
+        ids += [CATEGORY_PREFIX + c for c in everyday.get("categories", []) if c in categories]
         if ids:
             return sorted(set(ids))
-        choices = sorted(set(self.by_word) | {c.lower() for c in categories})
+        choices = sorted(set(self.by_word) | set(self.everyday) | {c.lower() for c in categories})
         close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
         raise UnknownWordError(f"no tag for {word!r}{hint}", close)
@@ -153,13 +163,15 @@ def imagenet_probabilities(vectors: np.ndarray, norms: np.ndarray, classifier: t
 
 @functools.lru_cache(maxsize=1)
 def load_vocabulary() -> Vocabulary:
-    raw = (files("cbir") / "data" / "tags" / "vocabulary.json").read_bytes()
-    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12])
+    folder = files("cbir") / "data" / "tags"
+    raw = (folder / "vocabulary.json").read_bytes()
+    everyday = (folder / "everyday_words.json").read_bytes()
+    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12], json.loads(everyday))
 
 
 def tags_version(model_id: str) -> str:
-    """What the stored tags depend on: the vocabulary, the thresholds, and the model."""
-    return f"{load_vocabulary().digest}:{MIN_TAG_SCORE}:{model_id}"
+    """What the stored tags depend on: the vocabulary, the thresholds, the rules, and the model."""
+    return f"{load_vocabulary().digest}:{MIN_TAG_SCORE}:{TAG_RULES}:{model_id}"
 
 
 class Tagger:

@@ -104,3 +104,49 @@ def test_tags_survive_a_rename_and_old_indexes_get_them_without_embedding(photo_
     with sqlite3.connect(catalog) as conn:
         assert conn.execute("SELECT COUNT(*) FROM images WHERE feature_norm IS NULL").fetchone()[0] == 10
     assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tagged"] == 10
+
+
+def test_everyday_words_resolve_to_what_can_be_seen_and_sunset_is_refused():
+    from cbir.errors import UnknownWordError
+    from indexer.tags import CATEGORY_PREFIX, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    seashore, sandbar = "n09428293", "n09421951"
+    assert {seashore, sandbar} <= set(vocabulary.resolve("beach", []))
+    assert {"n09193705", "n09472597"} <= set(vocabulary.resolve("Mountains", []))  # alp, volcano
+    categories = ["food", "landscape", "people", "receipt", "screenshot"]
+    assert vocabulary.resolve("invoice", categories) == [CATEGORY_PREFIX + "receipt"]
+    assert CATEGORY_PREFIX + "people" in vocabulary.resolve("selfie", categories)
+    assert CATEGORY_PREFIX + "screenshot" in vocabulary.resolve("screen capture", categories)
+    with pytest.raises(UnknownWordError):
+        vocabulary.resolve("invoice", [])  # an index without that category has nothing to show for it
+    with pytest.raises(UnknownWordError) as refused:
+        vocabulary.resolve("sunset", categories)  # nothing ImageNet sees stands for a sunset
+    assert "no tag for 'sunset'" in str(refused.value)
+    every = {t for entry in vocabulary.everyday.values() for t in entry.get("tags", [])}
+    assert every <= set(vocabulary.tag_ids)  # the table names only tags the vocabulary has
+
+
+def test_a_picture_of_text_gets_its_category_and_no_object_tags():
+    from indexer.tags import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    probs = np.zeros(1000, np.float32)
+    probs[[151, 200, 250]] = 0.3  # what ImageNet might make of a page of text: dogs
+    assert "dog" in {t.name for t in vocabulary.tags(probs, "other", 0.9)}
+    for document in ("receipt", "screenshot"):
+        assert [t.name for t in vocabulary.tags(probs, document, 0.9)] == [document]
+
+
+def test_find_receipt_and_people_through_the_categories(photo_tree, cli_env, tmp_path, photos):
+    from tests.datasets import scan_crop
+
+    rng = np.random.default_rng(6)
+    for n in range(2):
+        scan_crop(photos["page"], rng).save(photo_tree / f"scan-{n}.png")
+    _index(photo_tree, cli_env)
+    receipts = {Path(h["path"]).name for h in _find(cli_env, "invoice")}
+    assert receipts and receipts <= {"scan-0.png", "scan-1.png"}
+    for found in _find(cli_env, "invoice"):
+        assert found["tags"] == ["receipt"]  # a scan carries no object tags
+    assert "astronaut.jpg" in {Path(h["path"]).name for h in _find(cli_env, "person")}

@@ -1,0 +1,69 @@
+"""Words people search their photos for: which resolve to something that can be seen, and whether a picture of
+text ever comes back for an animal, plant, food or vehicle word. Part of ``python -m benchmarks.tags``.
+
+- Resolution: 40 everyday photo-search words (ours: what photo apps' search examples and people's albums
+  name most; the ten the issue named among them), each resolved by the vocabulary as `cbir find` does, with
+  the catalog's five categories known; a word resolves when it names at least one tag or category. Reported:
+  the share, and per word how (WordNet, the everyday-words table, a category) or why not.
+- Documents: the development gallery (../shared/data/gallery, five labelled folders) is indexed; for every
+  animal, plant, food and vehicle word that resolves, `cbir find WORD -k 50` must return nothing from the
+  receipt or screenshot folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = ["dog", "cat", "bird", "horse", "fish", "beach", "mountain", "sea", "lake", "snow", "sunset", "city",
+         "party", "baby", "car", "bicycle", "boat", "train", "airplane", "flower", "tree", "forest", "river",
+         "bridge", "church", "castle", "food", "pizza", "coffee", "cake", "wedding", "birthday", "christmas",
+         "receipt", "screenshot", "people", "selfie", "portrait", "family", "landscape"]
+THINGS = ["dog", "cat", "bird", "horse", "fish", "flower", "tree", "car", "bicycle", "boat", "train", "airplane",
+          "pizza", "coffee", "cake"]
+CATEGORIES = ["food", "landscape", "people", "receipt", "screenshot"]
+
+
+def resolution() -> dict:
+    from cbir.errors import UnknownWordError
+    from indexer.tags import CATEGORY_PREFIX, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    rows = {}
+    for word in WORDS:
+        try:
+            ids = vocabulary.resolve(word, CATEGORIES)
+        except UnknownWordError as exc:
+            rows[word] = {"resolves": False, "why": str(exc)}
+            continue
+        how = []
+        if any(not i.startswith(CATEGORY_PREFIX) and i not in vocabulary.everyday.get(word, {}).get("tags", [])
+               for i in ids):
+            how.append("wordnet")
+        if word in vocabulary.everyday:
+            how.append("everyday table")
+        if any(i.startswith(CATEGORY_PREFIX) for i in ids):
+            how.append("category")
+        rows[word] = {"resolves": True, "how": how, "tags": [vocabulary.name(i) for i in ids][:8]}
+    resolved = sum(r["resolves"] for r in rows.values())
+    return {"words": len(WORDS), "resolved": resolved, "share": round(resolved / len(WORDS), 3), "per_word": rows}
+
+
+def documents(gallery: Path, work: Path) -> dict:
+    env = dict(os.environ, CBIR_HOME=str(work / "home"))
+    subprocess.run([sys.executable, "-m", "cbir", "index", str(gallery), "-q"], env=env, check=True)
+    found = {}
+    for word in THINGS:
+        proc = subprocess.run([sys.executable, "-m", "cbir", "find", word, "-k", "50", "--json"], env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            continue  # the word does not resolve: nothing is returned for it
+        hits = json.loads(proc.stdout)
+        found[word] = {"hits": len(hits), "documents": [h["path"] for h in hits
+                                                         if Path(h["path"]).parent.name in ("receipt", "screenshot")]}
+    return {"words": len(found), "documents_returned": sum(len(r["documents"]) for r in found.values()),
+            "per_word": found}
