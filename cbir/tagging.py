@@ -39,8 +39,16 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
     """Indexed images whose tags match every word (a synonym, or anything under it), best first. A word the
     vocabulary lacks may name a place where photos were taken (a town or a country); ``taken`` keeps only
     images taken in a year, a month, a day or a range of them ("2023", "2023-06..2023-08")."""
+    return find_page(index_dir, words, k, taken)[1]
+
+
+def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None, offset: int = 0
+              ) -> tuple[int, list[Found]]:
+    """``find``, a page at a time: how many images match in all, and the ``k`` from ``offset`` on."""
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
+    if offset < 0:
+        raise UsageError(f"the offset must be 0 or more, got {offset}")
     if not words and not taken:
         raise UsageError("give at least one word to find, or --taken")
     with CatalogReader.open(index_dir) as catalog:
@@ -65,21 +73,22 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
             if not catalog.has_tags():
                 raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
                                       "(nothing is embedded again)")
-            ranked = catalog.find_tagged(words_to_tags(catalog, tag_words), None if allowed is not None else k)
+            ranked = catalog.find_tagged(words_to_tags(catalog, tag_words), None)
             if allowed is not None:
                 ranked = [(i, s) for i, s in ranked if i in allowed]
         else:
             when_all = catalog.when_of(sorted(allowed or []))
             ranked = [(i, 1.0) for i in sorted(allowed or [], key=lambda i: when_all[i].get("taken_at") or "",
                                                reverse=True)]
-        ranked = ranked[:k] if k is not None else ranked
+        total = len(ranked)
+        ranked = ranked[offset: offset + k] if k is not None else ranked[offset:]
         rows = catalog.rows_by_ids([i for i, _ in ranked])
         tags = catalog.tags_of([i for i, _ in ranked])
         when = catalog.when_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
-        return [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
-                      tags=[vocabulary.name(t) for t, _ in tags.get(i, [])], when=when.get(i, {}))
-                for i, score in ranked if i in rows]
+        return total, [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
+                             tags=[vocabulary.name(t) for t, _ in tags.get(i, [])], when=when.get(i, {}))
+                       for i, score in ranked if i in rows]
 
 
 def taken_range(spec: str) -> tuple[str, str]:

@@ -150,3 +150,13 @@ def test_find_receipt_and_people_through_the_categories(photo_tree, cli_env, tmp
     for found in _find(cli_env, "invoice"):
         assert found["tags"] == ["receipt"]  # a scan carries no object tags
     assert "astronaut.jpg" in {Path(h["path"]).name for h in _find(cli_env, "person")}
+
+
+def test_find_pages_through_everything_it_found(photo_tree, cli_env):
+    _index(photo_tree, cli_env)
+    every = _find(cli_env, "other", "-k", "500")  # the category: many images
+    assert len(every) >= 3
+    first = run_cbir(["find", "other", "-k", "2", "--json"], cli_env)
+    second = run_cbir(["find", "other", "-k", "2", "--offset", "2", "--json"], cli_env)
+    assert json.loads(first.stdout) + json.loads(second.stdout) == every[:4]
+    assert f"1-2 of {len(every)} images tagged 'other'" in first.stderr and "--offset 2" in first.stderr

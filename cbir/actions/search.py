@@ -14,7 +14,7 @@ import numpy as np
 
 from cbir.errors import ImageNotFoundError, UsageError
 from cbir.search import Searcher, Stopwatch, check_query_args, search_by_picture, words_to_tags
-from cbir.tagging import find as find_tagged
+from cbir.tagging import find_page as find_tagged_page
 from cbir.tagging import tag_images
 from cbir.warm import Warm
 from index_store.catalog import CatalogReader
@@ -96,7 +96,14 @@ def query_ids(index_dir: Path, image_ids: list[int], k: int = 10, *, warm: Warm 
 def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[dict]:
     """`cbir find WORD... [--taken WHEN] --json`: indexed images tagged with every word (or taken at a place
     a word names), taken when asked, best first; with when and where each was taken."""
-    return [f.as_dict() for f in find_tagged(index_dir, words, k, taken)]
+    return find_page(index_dir, words, k, taken)["images"]
+
+
+def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
+              offset: int = 0) -> dict:
+    """``find`` a page at a time: ``{"total", "offset", "images"}``."""
+    total, found = find_tagged_page(index_dir, words, k, taken, offset)
+    return {"total": total, "offset": offset, "images": [f.as_dict() for f in found]}
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

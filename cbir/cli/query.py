@@ -65,14 +65,16 @@ def query_cmd(image: str, k: int, exclude_self: bool, index_dir: str | None, mod
 @click.command("find")
 @click.argument("words", nargs=-1)
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many images to show.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Skip this many of the best first: the next page is --offset K.")
 @click.option("--taken", default=None, metavar="WHEN",
               help="Only images taken then: a year, a month or a day (2023, 2023-06, 2023-06-14), or a range of "
                    "them (2023-06..2023-08). EXIF's date, else the file's time.")
 @index_option
 @json_option
 @null_option
-def find_cmd(words: tuple[str, ...], k: int, taken: str | None, index_dir: str | None, as_json: bool,
-             null: bool) -> None:
+def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, index_dir: str | None,
+             as_json: bool, null: bool) -> None:
     """Print indexed images tagged with every one of WORDS, best first, as score<TAB>path.
 
     A word matches its synonyms and everything under it: `cbir find dog` finds every breed, `cbir find
@@ -81,15 +83,20 @@ def find_cmd(words: tuple[str, ...], k: int, taken: str | None, index_dir: str |
     were taken (`cbir find paris`, from their GPS position), and --taken keeps a time span.
     """
     setup_logging()
-    found = search.find(resolve_index_dir(index_dir), list(words), k, taken)
+    page = search.find_page(resolve_index_dir(index_dir), list(words), k, taken, offset)
+    found = page["images"]
     if as_json:
         click.echo(json.dumps(found, indent=2))
     else:
         for hit in found:
             emit([f"{hit['score']:.4f}"], [hit["path"]], null)
+    what = " and ".join(repr(w) for w in words) or "anything"
     if not found:
-        what = " and ".join(repr(w) for w in words) or "anything"
-        echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else ""))
+        echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else "")
+                 + (f" past the first {page['total']}" if page["total"] else ""))
+    elif page["total"] > offset + len(found) or offset:
+        echo_err(f"cbir: {offset + 1}-{offset + len(found)} of {page['total']} images tagged {what}"
+                 + (f"; the next: --offset {offset + len(found)}" if page["total"] > offset + len(found) else ""))
 
 
 @click.command("tags")

@@ -89,13 +89,16 @@ def query_id(request: Request, id: Annotated[int, Query(ge=0, le=MAX_ID, descrip
 
 
 @router.get("/find")
-def find(request: Request, word: Annotated[list[str] | None, Query(description="Every one of these words")] = None,
+def find(request: Request, response: Response,
+         word: Annotated[list[str] | None, Query(description="Every one of these words")] = None,
          k: Annotated[int, Query(ge=1, le=500)] = 10,
-         taken: Annotated[str | None, Query(max_length=30, description="2023, 2023-06, 2023-06..2023-08")] = None
-         ) -> list[dict]:
-    """`cbir find WORD... [--taken WHEN] --json`: images tagged with every word (or taken at a place a word
-    names), taken when asked, best first."""
-    return search.find(server_of(request).index_dir, word or [], k, taken)
+         taken: Annotated[str | None, Query(max_length=30, description="2023, 2023-06, 2023-06..2023-08")] = None,
+         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[dict]:
+    """`cbir find WORD... [--taken WHEN] [--offset N] --json`: images tagged with every word (or taken at a
+    place a word names), taken when asked, best first; the total is in the X-Total-Count header."""
+    page = search.find_page(server_of(request).index_dir, word or [], k, taken, offset)
+    response.headers["X-Total-Count"] = str(page["total"])
+    return page["images"]
 
 
 @router.get("/images")

@@ -114,6 +114,7 @@ def library(request: Request, category: Annotated[str | None, Query(max_length=2
 async def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None, q: str | None = None,
                  upload: Annotated[str | None, Query(max_length=32)] = None,
                  ids: Annotated[str | None, Query(max_length=8000)] = None,
+                 offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
                  k: Annotated[int, Query(ge=1, le=500)] = 24) -> HTMLResponse:
     """Every search has a URL: by an indexed picture (``id``), by words (``q``), or by a picture uploaded
     earlier (``upload``, kept in memory while the server runs)."""
@@ -125,7 +126,9 @@ async def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_
         context["title"] = "More like this"
     elif q:
         try:
-            context["hits"] = await anyio.to_thread.run_sync(lambda: searching.find(server.index_dir, q.split(), k))
+            page = await anyio.to_thread.run_sync(
+                lambda: searching.find_page(server.index_dir, q.split(), k, offset=offset))
+            context["hits"], context["total"], context["offset"] = page["images"], page["total"], offset
             context["title"] = f"Tagged {q}"
         except UnknownWordError as exc:
             context["unknown"] = {"message": str(exc), "suggestions": exc.suggestions}
