@@ -44,3 +44,22 @@ def imagenet_classifier() -> tuple:
     if found is None:
         raise SystemExit("the ResNet-50 weights cbir found hold no ImageNet classifier")
     return found
+
+
+def index_contents(index_dir: Path):
+    """What a benchmark builds a larger catalog from: (ids, their vectors as one matrix, id -> row, the claim
+    that opens a writer on the same model)."""
+    import numpy as np
+
+    from index_store.catalog import CatalogReader
+    from index_store.writer import fixed_claim
+
+    with CatalogReader.open(index_dir) as reader:
+        ids: list[int] = []
+        vectors = []
+        for chunk_ids, chunk in reader.iter_vectors():
+            ids += chunk_ids.tolist()
+            vectors.append(chunk)
+        rows = reader.rows_by_ids(ids)
+        claim = fixed_claim(reader.model_id or "", reader.dim, reader.model_ref)
+    return ids, np.concatenate(vectors), rows, claim

@@ -107,20 +107,15 @@ def facts_size(index_dir: Path) -> float:
 
 def replicated_catalog(source: Path, out: Path, size: int, seed: int) -> Path:
     """A catalog of ``size`` images made from the real index ``source`` (see the module's note)."""
+    from benchmarks.common import index_contents
     from index_store.catalog import CatalogReader
-    from index_store.writer import IndexStore, fixed_claim
+    from index_store.writer import IndexStore
     from indexer.image_facts import FACTS_VERSION
 
     rng = np.random.default_rng(seed)
+    ids, matrix, rows, claim = index_contents(source)
     with CatalogReader.open(source) as reader:
-        ids, vectors = [], []
-        for chunk_ids, chunk in reader.iter_vectors():
-            ids += chunk_ids.tolist()
-            vectors.append(chunk)
-        matrix = np.concatenate(vectors)
-        rows = reader.rows_by_ids(ids)
         blobs = reader.facts_blobs([r.hash for r in rows.values()], FACTS_VERSION)
-        claim = fixed_claim(reader.model_id or "", reader.dim, reader.model_ref)
     copies = -(-size // len(ids))
     with IndexStore.open(out, claim) as store:
         run = store.begin_run("/library")

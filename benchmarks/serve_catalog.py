@@ -13,22 +13,13 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def build(source: Path, out: Path, links: Path, size: int, seed: int = 0) -> Path:
-    from index_store.catalog import CatalogReader
-    from index_store.writer import IndexStore, fixed_claim
+    from benchmarks.common import index_contents
+    from index_store.writer import IndexStore
 
     rng = random.Random(seed)
-    with CatalogReader.open(source) as reader:
-        ids, vectors = [], []
-        for chunk_ids, chunk in reader.iter_vectors():
-            ids += chunk_ids.tolist()
-            vectors.append(chunk)
-        matrix = np.concatenate(vectors)
-        rows = reader.rows_by_ids(ids)
-        claim = fixed_claim(reader.model_id or "", reader.dim, reader.model_ref)
+    ids, matrix, rows, claim = index_contents(source)
     links.mkdir(parents=True, exist_ok=True)
     start = time.mktime((2015, 1, 1, 0, 0, 0, 0, 0, -1))
     span = 10 * 365.25 * 86400

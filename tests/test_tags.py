@@ -160,3 +160,31 @@ def test_find_pages_through_everything_it_found(photo_tree, cli_env):
     second = run_cbir(["find", "other", "-k", "2", "--offset", "2", "--json"], cli_env)
     assert json.loads(first.stdout) + json.loads(second.stdout) == every[:4]
     assert f"1-2 of {len(every)} images tagged 'other'" in first.stderr and "--offset 2" in first.stderr
+
+
+def test_weak_hits_are_not_shown_and_the_closest_are_named(photo_tree, cli_env):
+    from cbir.errors import UsageError
+    from cbir.tagging import FIND_BAR
+    from indexer.tags import load_vocabulary
+
+    _index(photo_tree, cli_env)
+    catalog = Path(cli_env["CBIR_HOME"]) / "index" / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:
+        weak = [tag for tag, best in conn.execute("SELECT tag, MAX(score) FROM image_tags GROUP BY tag")
+                if best < FIND_BAR and not tag.startswith("category:")]
+    vocabulary = load_vocabulary()
+
+    def means_only(tag: str) -> bool:
+        try:
+            return vocabulary.resolve(vocabulary.name(tag), []) == [tag]
+        except UsageError:
+            return False
+
+    words = [vocabulary.name(t) for t in weak if means_only(t)]
+    if not words:
+        pytest.skip("every tag here scores above the bar on some photo")
+    proc = run_cbir(["find", words[0], "--json"], cli_env)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+    assert "below the bar" in proc.stderr and ("(0.1" in proc.stderr or "(0.2" in proc.stderr)
+    for hit in _find(cli_env, "animal"):
+        assert hit["score"] >= FIND_BAR

@@ -101,9 +101,12 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
 
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
               offset: int = 0) -> dict:
-    """``find`` a page at a time: ``{"total", "offset", "images"}``."""
-    total, found = find_tagged_page(index_dir, words, k, taken, offset)
-    return {"total": total, "offset": offset, "images": [f.as_dict() for f in found]}
+    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar"}``; ``below_bar`` holds the best
+    hits too weak to show (path, score), so that an empty answer can say what came closest."""
+    below: list = []
+    total, found = find_tagged_page(index_dir, words, k, taken, offset, below)
+    return {"total": total, "offset": offset, "images": [f.as_dict() for f in found],
+            "below_bar": [{"path": p, "score": round(s, 4)} for p, s in below]}
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

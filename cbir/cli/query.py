@@ -20,6 +20,7 @@ from cbir.cli.common import (
 from cbir.cli.output import emit
 from cbir.config import resolve_index_dir
 from cbir.search import Stopwatch, check_query_args, no_close_match
+from cbir.text import quote_path
 
 SHOWN_TAGS = 12
 
@@ -92,8 +93,10 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
             emit([f"{hit['score']:.4f}"], [hit["path"]], null)
     what = " and ".join(repr(w) for w in words) or "anything"
     if not found:
+        closest = "; ".join(f"{quote_path(b['path'])} ({b['score']:.2f})" for b in page["below_bar"])
         echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else "")
-                 + (f" past the first {page['total']}" if page["total"] else ""))
+                 + (f" past the first {page['total']}" if page["total"] else "")
+                 + (f"; the closest were below the bar: {closest}" if closest and not page["total"] else ""))
     elif page["total"] > offset + len(found) or offset:
         echo_err(f"cbir: {offset + 1}-{offset + len(found)} of {page['total']} images tagged {what}"
                  + (f"; the next: --offset {offset + len(found)}" if page["total"] > offset + len(found) else ""))
