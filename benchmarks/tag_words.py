@@ -53,6 +53,17 @@ def resolution() -> dict:
     return {"words": len(WORDS), "resolved": resolved, "share": round(resolved / len(WORDS), 3), "per_word": rows}
 
 
+def judged(path: Path) -> dict:
+    """Precision of each everyday word's judged top 10 (``everyday`` in the judgements file): right over shown."""
+    everyday = json.loads(path.read_text()).get("everyday", {}) if path.is_file() else {}
+    rows = {w: {"shown": len(e["right"]) + len(e["wrong"]), "right": len(e["right"]),
+                "precision": round(len(e["right"]) / max(1, len(e["right"]) + len(e["wrong"])), 3)}
+            for w, e in everyday.items()}
+    full = [r["precision"] for r in rows.values() if r["shown"] == 10]
+    return {"per_word": rows, "words_with_10": len(full),
+            "at_0.9_or_more": sum(p >= 0.9 for p in full)}
+
+
 def documents(gallery: Path, work: Path) -> dict:
     env = dict(os.environ, CBIR_HOME=str(work / "home"))
     subprocess.run([sys.executable, "-m", "cbir", "index", str(gallery), "-q"], env=env, check=True)

@@ -196,9 +196,10 @@ def main() -> None:
     shared = corpus
     result = {"words": find_words(shared, env, judged), "tag_sample": tag_sample(shared, env, judged),
               "speed": timing(env, ROOT / "examples" / "photos" / "chelsea.jpg")}
-    from benchmarks.tag_words import documents, resolution
+    from benchmarks.tag_words import documents, judged, resolution
 
     result["everyday_words"] = resolution()
+    result["everyday_judged"] = judged(args.judgements)
     if (args.shared / "gallery").is_dir():
         result["documents"] = documents(args.shared / "gallery", work / "gallery")
     if args.sheets:

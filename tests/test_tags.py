@@ -116,7 +116,7 @@ def test_everyday_words_resolve_to_what_can_be_seen_and_sunset_is_refused():
     assert {"n09193705", "n09472597"} <= set(vocabulary.resolve("Mountains", []))  # alp, volcano
     categories = ["food", "landscape", "people", "receipt", "screenshot"]
     assert vocabulary.resolve("invoice", categories) == [CATEGORY_PREFIX + "receipt"]
-    assert CATEGORY_PREFIX + "people" in vocabulary.resolve("selfie", categories)
+    assert CATEGORY_PREFIX + "people" in vocabulary.resolve("portrait", categories)
     assert CATEGORY_PREFIX + "screenshot" in vocabulary.resolve("screen capture", categories)
     with pytest.raises(UnknownWordError):
         vocabulary.resolve("invoice", [])  # an index without that category has nothing to show for it
