@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import emit_json, imagenet_classifier, machine
+from benchmarks.common import add_extra_option, emit_json, ensure_extra_photos, imagenet_classifier, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -193,8 +193,7 @@ def main() -> None:
     shared = ROOT.parent / "shared" / "data"
     parser.add_argument("--gallery", type=Path, default=shared / "gallery")
     parser.add_argument("--other", type=Path, default=shared / "other")
-    parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos",
-                        help="benchmarks/extra_photos.py's photos (fetched here when missing)")
+    add_extra_option(parser)
     parser.add_argument("--heads", default=",".join(HEADS), help=f"comma-separated, of {HEADS}")
     parser.add_argument("--gates", default=None,
                         help="comma-separated energy gate pass rates (default: cbir's, GATE_TPR_WITH_OTHER)")
@@ -202,10 +201,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cbir-source-features.npz")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if not (args.extra / "manifest.csv").is_file():
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(args.extra)], check=True, cwd=ROOT)
+    ensure_extra_photos(args.extra)
     import training.head
     from cbir.config import DEFAULT_MIN_CONFIDENCE
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,3 +67,20 @@ def index_contents(index_dir: Path):
         rows = reader.rows_by_ids(ids)
         claim = fixed_claim(reader.model_id or "", reader.dim, reader.model_ref)
     return ids, np.concatenate(vectors), rows, claim
+
+
+EXTRA_PHOTOS = Path(tempfile.gettempdir()) / "cbir-extra-photos"
+
+
+def add_extra_option(parser: argparse.ArgumentParser) -> None:
+    """``--extra DIR``: where benchmarks/extra_photos.py's photos are (``ensure_extra_photos`` fetches them)."""
+    parser.add_argument("--extra", type=Path, default=EXTRA_PHOTOS,
+                        help="benchmarks/extra_photos.py's photos (fetched here when missing)")
+
+
+def ensure_extra_photos(folder: Path) -> Path:
+    """``folder``, holding benchmarks/extra_photos.py's photos: fetched there first when they are missing."""
+    if not (folder / "manifest.csv").is_file():
+        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(folder)], check=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    return folder

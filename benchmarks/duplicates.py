@@ -47,7 +47,7 @@ from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
-from benchmarks.common import emit_json
+from benchmarks.common import add_extra_option, emit_json, ensure_extra_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -281,7 +281,7 @@ def page_groups(groups: list[list[str]], truth: dict[str, dict]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos")
+    add_extra_option(parser)
     parser.add_argument("--imagededup-python", default=None,
                         help="a Python with imagededup installed (it needs PyTorch); left out when not given")
     parser.add_argument("--files", type=int, default=0,
@@ -291,8 +291,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if not (args.extra / "manifest.csv").is_file():
-        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(args.extra)], check=True, cwd=ROOT)
+    ensure_extra_photos(args.extra)
     work = Path(tempfile.mkdtemp(prefix="cbir-dup-bench-"))
     photos, truth = build(work, args.shared, args.extra, args.seed)
     print(f"{len(truth)} files: {sum(t['kind'] != 'distinct' for t in truth.values())} in groups, "

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import emit_json, imagenet_classifier
+from benchmarks.common import add_extra_option, emit_json, ensure_extra_photos, imagenet_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -208,18 +208,14 @@ def main() -> None:
     shared = ROOT.parent / "shared" / "data"
     parser.add_argument("--gallery", type=Path, default=shared / "gallery")
     parser.add_argument("--other", type=Path, default=shared / "other")
-    parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos",
-                        help="benchmarks/extra_photos.py's photos (fetched here when missing)")
+    add_extra_option(parser)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {METHODS}")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cbir-open-set-features.npz")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if not (args.extra / "manifest.csv").is_file():
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(args.extra)], check=True, cwd=ROOT)
+    ensure_extra_photos(args.extra)
     paths, label_list, subject_list = collect(args.gallery, args.extra, args.other)
     labels, subjects = np.array(label_list), np.array(subject_list)
     plain, augmented = embed_all(paths, 2, args.cache)

@@ -22,10 +22,11 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from benchmarks.common import add_extra_option, ensure_extra_photos
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -84,8 +85,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "gallery")
     parser.add_argument("--other", type=Path, default=ROOT.parent / "shared" / "data" / "other",
                         help="photos of none of the categories (the negatives)")
-    parser.add_argument("--extra", type=Path, default=Path(tempfile.gettempdir()) / "cbir-extra-photos",
-                        help="benchmarks/extra_photos.py's photos (fetched here when missing)")
+    add_extra_option(parser)
     parser.add_argument("--out", type=Path, default=None, help="model folder to write (default: a temp folder)")
     parser.add_argument("--install", action="store_true", help="replace cbir/data/models/gallery with the result")
     parser.add_argument("--weights", default=None, help="ResNet-50 ImageNet weights (default: as cbir finds them)")
@@ -100,8 +100,7 @@ def main() -> None:
 
     from training.trainer import CARD_FILE, TrainOptions, train
 
-    if not (args.extra / "manifest.csv").is_file():
-        subprocess.run([sys.executable, "-m", "benchmarks.extra_photos", str(args.extra)], check=True, cwd=ROOT)
+    ensure_extra_photos(args.extra)
     combined = Path(tempfile.mkdtemp(prefix="cbir-default-data-"))
     for source in (args.data, args.extra):  # one folder per class, linking to the real files
         for path in sorted(source.glob("*/*")):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from cbir.errors import ImageDecodeError
 from indexer.image_facts import FACTS_VERSION, ImageFacts, decode_facts, image_facts, stored_signature
-from indexer.structure import Alignment, align, frame_signature, refine, tile_agreement, tone_normalised
+from indexer.structure import Alignment, align, frame_scores, frame_signature, refine, tile_agreement, tone_normalised
 
 # Tiles at the detail size (longest side 192): 32 pixels, each free to shift by 3 to absorb the placement's
 # error, agreeing from a correlation of 0.7. Up close (384): 16 pixels, shifts of 4, agreeing from 0.9.
@@ -140,6 +140,7 @@ class Pictures:
         self.capacity = capacity
         self._decoded: OrderedDict[str, Picture | None] = OrderedDict()
         self._from_files: dict[str, ImageFacts | None] = {}  # facts the catalog did not have, by hash
+        self._blobs: dict[str, bytes] = {}  # stored facts read for their signatures and not decoded yet
 
     def signatures(self, ids: list[int], pool: ThreadPoolExecutor) -> dict[int, np.ndarray]:
         """Frame signatures (float32) of ``ids`` that have facts; the stored ones without decoding."""
@@ -147,6 +148,7 @@ class Pictures:
         for start in range(0, len(ids), 2048):
             part = ids[start: start + 2048]
             blobs = self.catalog.facts_blobs([self.hashes[i] for i in part], FACTS_VERSION)
+            self._blobs.update(blobs)  # read once: ``load`` decodes these without reading them again
             missing = sorted({self.hashes[i] for i in part if self.hashes[i] not in blobs}
                              - set(self._from_files))
             first_path = {self.hashes[i]: self.paths[i] for i in reversed(part)}
@@ -164,7 +166,7 @@ class Pictures:
     def load(self, ids: Iterable[int], pool: ThreadPoolExecutor) -> None:
         """Decode the pictures of ``ids`` not yet decoded, in parallel."""
         wanted = list(dict.fromkeys(self.hashes[i] for i in ids if self.hashes[i] not in self._decoded))
-        blobs = self.catalog.facts_blobs([h for h in wanted if h not in self._from_files], FACTS_VERSION)
+        blobs = self._stored([h for h in wanted if h not in self._from_files])
 
         def picture(digest: str) -> Picture | None:
             blob = blobs.get(digest)
@@ -179,11 +181,19 @@ class Pictures:
     def get(self, image_id: int) -> Picture | None:
         digest = self.hashes[image_id]
         if digest not in self._decoded:
-            blobs = self.catalog.facts_blobs([digest], FACTS_VERSION)
+            blobs = self._stored([digest])
             facts = decode_facts(blobs[digest]) if digest in blobs else self._file_facts(image_id)
             self._decoded[digest] = Picture.of(facts) if facts is not None else None
         self._decoded.move_to_end(digest)
         return self._decoded[digest]
+
+    def _stored(self, digests: list[str]) -> dict[str, bytes]:
+        """The stored facts of ``digests``: those ``signatures`` already read, the rest from the catalog."""
+        found = {d: self._blobs.pop(d) for d in digests if d in self._blobs}
+        rest = [d for d in digests if d not in found]
+        if rest:
+            found.update(self.catalog.facts_blobs(rest, FACTS_VERSION))
+        return found
 
     def _file_facts(self, image_id: int) -> ImageFacts | None:
         digest = self.hashes[image_id]
@@ -213,13 +223,5 @@ def frame_scores_of(pairs: list[tuple[int, int]], signatures: dict[int, np.ndarr
         if known:
             a = np.stack([signatures[part[k][0]] for k in known])
             b = np.stack([signatures[part[k][1]] for k in known])
-            out[start + np.asarray(known)] = np.einsum("ij,ij->i", a, b)
+            out[start + np.asarray(known)] = frame_scores(a, b)
     return out
-
-
-def signature_of(facts: ImageFacts) -> np.ndarray:
-    """A picture's frame signature, as indexing stores it."""
-    return frame_signature(tone_normalised(facts.thumb))
-
-
-ProgressCallback = Callable[[int], object]

@@ -62,11 +62,10 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         catalog.require_images()
         require_intact(catalog)
         allowed: set[int] | None = None
-        tag_words: list[str] = []
+        wanted: list[list[str]] = []  # each tag word's tag ids, resolved once
         for word in words:
             try:
-                words_to_tags(catalog, [word])
-                tag_words.append(word)
+                wanted += words_to_tags(catalog, [word])
             except UnknownWordError:
                 at = catalog.ids_at_place(word)
                 if not at:
@@ -76,11 +75,12 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
             start, end = taken_range(taken)
             within = catalog.ids_taken(start, end)
             allowed = within if allowed is None else allowed & within
-        if tag_words:
+        when: dict[int, dict] = {}
+        if wanted:
             if not catalog.has_tags():
                 raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
                                       "(nothing is embedded again)")
-            ranked = catalog.find_tagged(words_to_tags(catalog, tag_words), None)
+            ranked = catalog.find_tagged(wanted, None)
             if allowed is not None:
                 ranked = [(i, s) for i, s in ranked if i in allowed]
             weak = [(i, s) for i, s in ranked if s < FIND_BAR][:3]
@@ -89,14 +89,14 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                 paths = catalog.rows_by_ids([i for i, _ in weak])
                 below += [(paths[i].path, s) for i, s in weak if i in paths]
         else:
-            when_all = catalog.when_of(sorted(allowed or []))
-            ranked = [(i, 1.0) for i in sorted(allowed or [], key=lambda i: when_all[i].get("taken_at") or "",
+            when = catalog.when_of(sorted(allowed or []))
+            ranked = [(i, 1.0) for i in sorted(allowed or [], key=lambda i: when[i].get("taken_at") or "",
                                                reverse=True)]
         total = len(ranked)
         ranked = ranked[offset: offset + k] if k is not None else ranked[offset:]
         rows = catalog.rows_by_ids([i for i, _ in ranked])
         tags = catalog.tags_of([i for i, _ in ranked])
-        when = catalog.when_of([i for i, _ in ranked])
+        when = when or catalog.when_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
         return total, [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
                              tags=[vocabulary.name(t) for t, _ in tags.get(i, [])], when=when.get(i, {}))

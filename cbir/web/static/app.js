@@ -33,6 +33,9 @@ function setUpPaste() {
   });
 }
 
+// The pictures of every grid on the page, in order (endless scroll adds to them).
+function gridCells() { return [...document.querySelectorAll(".grid .cell[data-id]")]; }
+
 function text(tag, content) { const el = document.createElement(tag); el.textContent = content; return el; }
 
 function showResult(job, box) {
@@ -109,8 +112,7 @@ function setUpMenu() {
 // and pan, keys (left/right, Esc, i for details, z to zoom), and swipes on a phone. Without JavaScript each
 // picture links to its own page instead.
 function setUpViewer() {
-  const cells = () => [...document.querySelectorAll(".grid .cell[data-id]")];
-  if (!cells().length) return;
+  if (!gridCells().length) return;
   const box = document.createElement("div");
   box.id = "viewer";
   box.hidden = true;
@@ -134,7 +136,7 @@ function setUpViewer() {
   let opener = null;
 
   function show(k) {
-    const list = cells();
+    const list = gridCells();
     if (!list.length) return;
     at = (k + list.length) % list.length;
     const cell = list[at];
@@ -192,7 +194,7 @@ function setUpViewer() {
     const link = e.target.closest(".grid .cell[data-id] > a");
     if (!link || e.ctrlKey || e.metaKey || e.shiftKey || document.body.classList.contains("selecting")) return;
     e.preventDefault();
-    open(cells().indexOf(link.closest(".cell")));
+    open(gridCells().indexOf(link.closest(".cell")));
   });
   box.addEventListener("click", (e) => {
     const action = e.target.closest("[data-do]");
@@ -223,7 +225,6 @@ function setUpSelection() {
   if (!form || !grid) return;
   const picked = new Set();
   let last = null;
-  const cells = () => [...document.querySelectorAll(".grid .cell[data-id]")];
   const start = document.createElement("button");
   start.type = "button";
   start.id = "select";
@@ -232,7 +233,7 @@ function setUpSelection() {
   (document.getElementById("timeline") || grid).before(start);
 
   function refresh() {
-    for (const cell of cells()) {
+    for (const cell of gridCells()) {
       const on = picked.has(cell.dataset.id);
       cell.classList.toggle("selected", on);
       cell.setAttribute("aria-selected", String(on));
@@ -242,7 +243,7 @@ function setUpSelection() {
     start.textContent = document.body.classList.contains("selecting") ? "Done selecting" : "Select";
   }
   function pick(cell, range) {
-    const list = cells();
+    const list = gridCells();
     if (range && last !== null) {
       const [a, b] = [list.indexOf(last), list.indexOf(cell)].sort((x, y) => x - y);
       for (const c of list.slice(a, b + 1)) picked.add(c.dataset.id);
