@@ -5,9 +5,10 @@
 Data: the development photos whose folders say what they show: the food
 groups (vegetables, fruits, fish, mushrooms...), the gallery's food, people
 and screenshots, and ../shared/data/other (animals, buildings, plants,
-vehicles...). Neither the tag vocabulary nor its threshold was tuned on
-them (the threshold was set once, by reasoning; the only figure taken from
-photos is the typical feature length used for indexes made before tags).
+vehicles...). The vocabulary and the stored tags' threshold were not tuned on
+them; the bar for showing a tag (SHOW_BAR) and the food category's table were
+set on 60 of them judged (``tags_calibration``), which the 50-photo sample
+excludes; the typical feature length is from them too.
 The category words (food as a category, screenshot...) are left out: the
 default category model was trained on the gallery.
 
@@ -17,8 +18,10 @@ answer for "dog" that no folder names. So each word's top 10 is also judged
 by a person (``--judgements``, a JSON file of word -> the top-10 paths that
 are right, relative to the data folder; ``--sheets DIR`` draws each word's
 top 10 to judge). The hand-checked precision@10 is reported beside the folder
-one, and recall is the folder one. Tag precision: the first three tags of 24
-photos drawn at random (seeded), judged the same way (``tags`` in the file).
+one, and recall is the folder one. Tag precision: the first three tags shown
+for 50 photos drawn at random (seeded), judged the same way (``tags`` in the
+file), and the tags shown for the 60 photos the display rule was calibrated on
+(``tags_calibration``; see indexer.tags.SHOW_BAR).
 With --scale N, `cbir find` is timed on an index of N synthetic vectors
 tagged by the real tagger.
 """
@@ -97,24 +100,41 @@ def find_words(shared: Path, env: dict, judged: dict) -> dict:
     return results
 
 
-def tag_sample(shared: Path, env: dict, judged: dict, n: int = 24) -> dict:
-    sample = random.Random(0).sample(photos(shared), n)
-    proc = run(["tags", *map(str, sample), "--json"], env)
-    proc.check_returncode()
-    scored = {str(Path(e["path"]).relative_to(shared)): [(t["tag"], t["score"]) for t in e["tags"]
-                                                          if ":" not in t["id"]][:3]
-              for e in json.loads(proc.stdout)}
-    right = judged.get("tags", {})
-    checked = [(score, tag in right[path]) for path, tags in scored.items() if path in right for tag, score in tags]
+def tag_sample(shared: Path, env: dict, judged: dict, n: int = 50) -> dict:
+    """The first three tags `cbir tags` shows (the category's aside) for N photos drawn at random (seed 0), against
+    the judgements (``tags``: path -> right and wrong tags); and, on the 60 calibration photos (seed 1, drawn from
+    the rest), the share of shown tags that are right (``tags_calibration``, the six best tags of each judged)."""
+    everything = photos(shared)
+    sample = random.Random(0).sample(everything, n)
+    rest = [p for p in everything if p not in set(sample)]
+    calibration = random.Random(1).sample(rest, 60)
 
-    def share(rows: list) -> float | None:
-        return round(sum(ok for _, ok in rows) / len(rows), 3) if rows else None
+    def tagged(paths: list[Path]) -> dict:
+        proc = run(["tags", *map(str, paths), "--json"], env)
+        proc.check_returncode()
+        return {str(Path(e["path"]).relative_to(shared)): e for e in json.loads(proc.stdout)}
 
-    return {"sample": {path: [tag for tag, _ in tags] for path, tags in scored.items()},
-            "scores": scored, "tags_judged": len(checked), "precision": share(checked),
-            "precision_score_0.5_up": share([c for c in checked if c[0] >= 0.5]),
-            "tags_score_0.5_up": sum(c[0] >= 0.5 for c in checked),
-            "precision_below_0.5": share([c for c in checked if c[0] < 0.5])}
+    def check(shown: dict, judgements: dict) -> tuple[int, int, list]:
+        right = wrong = 0
+        unjudged = []
+        for path, tags in shown.items():
+            verdict = judgements.get(path, {"right": [], "wrong": []})
+            for tag in tags:
+                right += tag in verdict["right"]
+                wrong += tag in verdict["wrong"]
+                if tag not in verdict["right"] and tag not in verdict["wrong"]:
+                    unjudged.append(f"{path}: {tag}")
+        return right, wrong, unjudged
+
+    first = {path: [t["tag"] for t in e["tags"] if ":" not in t["id"]][:3] for path, e in tagged(sample).items()}
+    right, wrong, unjudged = check(first, judged.get("tags", {}))
+    calibrated = {path: [t["tag"] for t in e["tags"] if ":" not in t["id"]] for path, e in tagged(calibration).items()}
+    c_right, c_wrong, c_unjudged = check(calibrated, judged.get("tags_calibration", {}))
+    return {"photos": n, "sample": first, "photos_with_tags": sum(bool(t) for t in first.values()),
+            "tags_shown": sum(len(t) for t in first.values()), "right": right, "wrong": wrong,
+            "precision": round(right / max(1, right + wrong), 3), "unjudged": unjudged,
+            "calibration": {"photos": len(calibration), "tags_shown": sum(len(t) for t in calibrated.values()),
+                            "precision": round(c_right / max(1, c_right + c_wrong), 3), "unjudged": c_unjudged}}
 
 
 def draw_sheets(results: dict, shared: Path, out: Path) -> None:
@@ -214,9 +234,10 @@ def main() -> None:
         print(f"{word:<11}{r['found']:>7}{r.get('precision_at_10_folders', '-')!s:>14}"
               f"{r.get('precision_at_10_checked', '-')!s:>14}{r.get('recall', '-')!s:>8}")
     sample = result["tag_sample"]
-    print(f"tag precision (first three tags of {len(sample['sample'])} photos): {sample['precision']} "
-          f"({sample['precision_score_0.5_up']} for the {sample['tags_score_0.5_up']} tags scoring 0.5 or more, "
-          f"{sample['precision_below_0.5']} below); cbir tags cold: {result['speed']['tags_cold_s_median']} s")
+    print(f"tag precision (first three tags shown, {sample['photos']} photos): {sample['precision']} over "
+          f"{sample['tags_shown']} tags on {sample['photos_with_tags']} photos ({len(sample['unjudged'])} unjudged); "
+          f"calibration photos: {sample['calibration']['precision']}; "
+          f"cbir tags cold: {result['speed']['tags_cold_s_median']} s")
     if "scale" in result:
         print(f"cbir find on {args.scale} images: {result['scale']['find_s_median']} s")
     everyday = result["everyday_words"]

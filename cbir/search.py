@@ -23,7 +23,7 @@ from index_store.faiss_index import search_within
 from index_store.hashing import content_hash
 from index_store.publish import load_search_index
 from indexer.loader import decode
-from indexer.tags import load_vocabulary
+from indexer.tags import Sense, load_vocabulary
 
 MATCH_SCORE = 0.80
 RELATED_SCORE = 0.55
@@ -127,12 +127,17 @@ class Searcher:
 
 
 def words_to_tags(reader, words: list[str]) -> list[list[str]]:
-    """Each word as the tag ids it means; UsageError (with suggestions) for a word the vocabulary lacks."""
+    """Each word as the tag ids it means; UnknownWordError (with suggestions) for a word the vocabulary lacks."""
+    return [sorted({sense.id for sense in senses}) for senses in words_to_senses(reader, words)]
+
+
+def words_to_senses(reader, words: list[str]) -> list[list[Sense]]:
+    """Each word as what it is read as (``indexer.tags.Vocabulary.senses``), with the catalog's categories."""
     if not words:
         raise UsageError("give at least one word to find")
     vocabulary = load_vocabulary()
     categories = reader.category_names() if reader is not None else []
-    return [vocabulary.resolve(word, categories) for word in words]
+    return [vocabulary.senses(word, categories) for word in words]
 
 
 def search_by_picture(reader: CatalogReader, warm: Warm, data: bytes, k: int, *, path: str | None = None,

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from cbir.errors import IndexEmptyError, UnknownWordError, UsageError
-from cbir.search import Hit, check_query_args, words_to_tags
+from cbir.search import Hit, check_query_args, words_to_senses
 from index_store.catalog import CatalogReader
 from index_store.check import require_intact
 from indexer.engines.load import load_embedder
 from indexer.loader import load_image
 from indexer.model import resolve_model
-from indexer.tags import Tag, load_vocabulary
+from indexer.tags import Sense, Tag, load_vocabulary
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,14 @@ class Found(Hit):
 
     tags: list[str] = field(default_factory=list)
     when: dict = field(default_factory=dict)  # taken_at, taken_source, camera, place...
+    read_as: dict = field(default_factory=dict)  # word -> the sense of it this image matched: tag, id, how
 
     @property
     def judgement(self) -> str:
         return "tagged"
 
     def as_dict(self) -> dict:
-        return {**super().as_dict(), "tags": self.tags, **self.when}
+        return {**super().as_dict(), "tags": self.tags, **self.when, "read_as": self.read_as}
 
 
 def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[Found]:
@@ -49,9 +50,10 @@ FIND_BAR = 0.25
 
 
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None, offset: int = 0,
-              below: list | None = None) -> tuple[int, list[Found]]:
+              below: list | None = None, read_as: dict | None = None) -> tuple[int, list[Found]]:
     """``find``, a page at a time: how many images match in all, and the ``k`` from ``offset`` on. Hits under
-    ``FIND_BAR`` are not shown; the best three of them go into ``below`` (path, score), when given."""
+    ``FIND_BAR`` are not shown; the best three of them go into ``below`` (path, score), when given. What each
+    word was read as goes into ``read_as`` (word -> its senses), when given."""
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
     if offset < 0:
@@ -63,9 +65,13 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         require_intact(catalog)
         allowed: set[int] | None = None
         wanted: list[list[str]] = []  # each tag word's tag ids, resolved once
+        senses: dict[str, list[Sense]] = {}
         for word in words:
             try:
-                wanted += words_to_tags(catalog, [word])
+                senses[word] = words_to_senses(catalog, [word])[0]
+                wanted.append(sorted({sense.id for sense in senses[word]}))
+                if read_as is not None:
+                    read_as[word] = senses[word]
             except UnknownWordError:
                 at = catalog.ids_at_place(word)
                 if not at:
@@ -99,8 +105,20 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         when = when or catalog.when_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
         return total, [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
-                             tags=[vocabulary.name(t) for t, _ in tags.get(i, [])], when=when.get(i, {}))
+                             tags=[vocabulary.name(t) for t, _ in vocabulary.shown(tags.get(i, []), rows[i].category)],
+                             when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
                        for i, score in ranked if i in rows]
+
+
+def _read_as(senses: dict[str, list[Sense]], scores: dict[str, float]) -> dict[str, dict]:
+    """For each word, the sense of it an image matched best (its highest-scoring tag among the word's)."""
+    out = {}
+    for word, options in senses.items():
+        matched = [s for s in options if s.id in scores]
+        if matched:
+            best = max(matched, key=lambda s: scores[s.id])
+            out[word] = {"tag": best.name, "id": best.id, "how": best.how}
+    return out
 
 
 def taken_range(spec: str) -> tuple[str, str]:
@@ -134,8 +152,8 @@ def _bound(part: str, spec: str, after: bool = False) -> str:
 
 
 def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
-               runtime: str | None = None) -> list[tuple[str, list[Tag]]]:
-    """(path, tags best first) for image files, indexed or not; the model loads once."""
+               runtime: str | None = None) -> list[tuple[str, list[Tag], str | None]]:
+    """(path, tags best first, category) for image files, indexed or not; the model loads once."""
     files = [check_query_args(p, 1) for p in paths]
     embedder = load_embedder(weights, resolve_model(model), runtime, bulk=len(files) > 8, work=len(files))
     out = []
@@ -145,5 +163,5 @@ def tag_images(paths: list[str | os.PathLike[str]], *, weights: str | None = Non
         categories = embedder.categories(result.category_probs) or [(None, None)]
         norms = result.norms if result.norms is not None else np.full(1, np.nan, np.float32)
         out.append((str(path), embedder.tagger.tags(result.vectors, norms, [categories[0][0]],
-                                                    [categories[0][1]])[0]))
+                                                    [categories[0][1]])[0], categories[0][0]))
     return out

@@ -34,12 +34,29 @@ import numpy as np
 from cbir.errors import UnknownWordError
 
 MIN_TAG_SCORE = 0.15
+# What is shown of the stored tags (every one stays searchable). Calibrated on 60 development photos whose
+# tags were judged (benchmarks/tags_judged.json, "tags_calibration"), so that a tag shown is right at least
+# 80% of the time: a word people use (WordNet's concordance counts it) from 0.5; an ImageNet class people
+# hardly name (ladybug, soccer ball) only from 0.95, the rest of the rare words (diapsid, elasmobranch)
+# never; and for a category that says what a picture can show (food: cbir/data/tags/category_tags.json),
+# only tags under what it allows: rice is not a coral fungus, whatever ImageNet says.
+SHOW_BAR = 0.5
+RARE_CLASS_BAR = 0.95
 SENSE_SHARE = 0.25
 CATEGORY_PREFIX = "category:"
 DOCUMENT_CATEGORIES = ("receipt", "screenshot")  # pictures of text: their category is their only tag
 TAG_RULES = "documents-untagged"  # a change to how tags are chosen; stored tags are recomputed when it changes
 # Median pooled-feature length of the ImageNet trunk over 160 development photos (p10 32, p90 48).
 TYPICAL_NORM = 38.0
+
+
+@dataclass(frozen=True)
+class Sense:
+    """One thing a search word is read as: a tag id, its name, and how the word led to it."""
+
+    id: str
+    name: str
+    how: str
 
 
 @dataclass(frozen=True)
@@ -55,8 +72,14 @@ class Tag:
 class Vocabulary:
     """The tag vocabulary: synsets, their words, and which classes each one covers."""
 
-    def __init__(self, data: dict, digest: str, everyday: dict | None = None) -> None:
+    def __init__(self, data: dict, digest: str, everyday: dict | None = None,
+                 category_tags: dict | None = None) -> None:
         self.digest = digest
+        # Words that name no tag, linked by WordNet (part, member, substance) to tags: word -> [[relation, id]].
+        self.links: dict[str, list[list[str]]] = data.get("links", {})
+        # Category -> the synsets every tag shown on its pictures lies under (none listed: anything).
+        self.category_tags: dict[str, set[str]] = {
+            name: set(entry["under"]) for name, entry in (category_tags or {}).get("categories", {}).items()}
         # Everyday photo-search words WordNet does not tie to a class (cbir/data/tags/everyday_words.json).
         self.everyday: dict[str, dict] = (everyday or {}).get("words", {})
         self.classes: list[str] = data["classes"]
@@ -119,26 +142,56 @@ class Vocabulary:
         return tags
 
     def resolve(self, word: str, categories: list[str]) -> list[str]:
-        """The tag ids a search word means: every synset with that word (or its singular), or a category.
+        """The tag ids a search word means (see ``senses``). Raises UnknownWordError with the closest words of
+        the vocabulary when it knows none."""
+        return sorted({sense.id for sense in self.senses(word, categories)})
 
-        Raises UnknownWordError with the closest words of the vocabulary when it knows none.
-        """
+    def senses(self, word: str, categories: list[str]) -> list[Sense]:
+        """What a search word is read as: every synset with that word (or its singular) in one of its usual
+        meanings, a category of that name, the everyday-words table's entry and, for a word that names no
+        tag, the tags WordNet links it to (a beach is part of a shore). Raises UnknownWordError with the
+        closest words of the vocabulary when nothing can be seen for it."""
         wanted = " ".join(word.lower().replace("_", " ").split())
-        ids = [CATEGORY_PREFIX + c for c in categories if c.lower() == wanted]
+        found = [Sense(CATEGORY_PREFIX + c, c, "category") for c in categories if c.lower() == wanted]
         for form in _singulars(wanted):
             if form in self.by_word:
-                ids += [sid for sid in self.by_word[form] if self._meant(form, sid)]
+                found += [Sense(sid, self.name(sid), "WordNet: " + ", ".join(self.words[sid]))
+                          for sid in self.by_word[form] if self._meant(form, sid)]
                 break
         everyday = self.everyday.get(wanted, {})
-        ids += everyday.get("tags", [])
-        ids += [CATEGORY_PREFIX + c for c in everyday.get("categories", []) if c in categories]
-        if ids:
-            return sorted(set(ids))
+        found += [Sense(sid, self.name(sid), "everyday words: " + everyday["reason"]) for sid in everyday.get("tags", [])]
+        found += [Sense(CATEGORY_PREFIX + c, c, "everyday words: " + everyday["reason"])
+                  for c in everyday.get("categories", []) if c in categories]
+        if not found:
+            for form in _singulars(wanted):
+                if form in self.links:
+                    found = [Sense(sid, self.name(sid), f"WordNet: {form}: {relation} {self.name(sid)}")
+                             for relation, sid in self.links[form]]
+                    break
+        if found:
+            return list({sense.id: sense for sense in reversed(found)}.values())[::-1]
         choices = sorted(set(self.by_word) | set(self.everyday) | {c.lower() for c in categories})
         close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
         raise UnknownWordError(f"no tag for {word!r}{hint}", close)
 
+    def shown(self, tags: list[tuple[str, float]], category: str | None) -> list[tuple[str, float]]:
+        """The tags worth showing a person, in their order (see ``SHOW_BAR``); the category's tag is always
+        shown. ``find`` still searches them all."""
+        allowed = self.category_tags.get(category or "")
+        kept = []
+        for tag_id, score in tags:
+            if tag_id.startswith(CATEGORY_PREFIX):
+                kept.append((tag_id, score))
+                continue
+            common = self._synsets[tag_id].get("count", 1) >= 1
+            bar = SHOW_BAR if common else (RARE_CLASS_BAR if tag_id in self._class_set else None)
+            if bar is None or score < bar:
+                continue
+            if allowed is not None and not (_ancestors(tag_id, self._synsets) & allowed):
+                continue
+            kept.append((tag_id, score))
+        return kept
 
     def _meant(self, word: str, sid: str) -> bool:
         """Whether a search for ``word`` means synset ``sid``: one of its usual meanings (tagged at least a
@@ -166,7 +219,8 @@ def load_vocabulary() -> Vocabulary:
     folder = files("cbir") / "data" / "tags"
     raw = (folder / "vocabulary.json").read_bytes()
     everyday = (folder / "everyday_words.json").read_bytes()
-    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12], json.loads(everyday))
+    category_tags = json.loads((folder / "category_tags.json").read_bytes())
+    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12], json.loads(everyday), category_tags)
 
 
 def tags_version(model_id: str) -> str:

@@ -188,3 +188,35 @@ def test_weak_hits_are_not_shown_and_the_closest_are_named(photo_tree, cli_env):
     assert "below the bar" in proc.stderr and ("(0.1" in proc.stderr or "(0.2" in proc.stderr)
     for hit in _find(cli_env, "animal"):
         assert hit["score"] >= FIND_BAR
+
+
+def test_shown_tags_are_words_people_use_and_agree_with_the_category():
+    from indexer.tags import CATEGORY_PREFIX, RARE_CLASS_BAR, SHOW_BAR, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    animal, diapsid, ladybug, stone_wall = "n00015388", "n01661818", "n02165456", "n04326547"
+    stored = [(diapsid, 1.0), (stone_wall, 0.9), (animal, SHOW_BAR + 0.01), (ladybug, RARE_CLASS_BAR - 0.01),
+              (CATEGORY_PREFIX + "other", 0.8)]
+    # diapsid: a word no one uses; ladybug: an ImageNet class shown only when near certain
+    assert [t for t, _ in vocabulary.shown(stored, "other")] == [stone_wall, animal, CATEGORY_PREFIX + "other"]
+    assert [t for t, _ in vocabulary.shown([(ladybug, RARE_CLASS_BAR)], None)] == [ladybug]
+    assert vocabulary.shown([(animal, SHOW_BAR - 0.01)], None) == []
+    # On a food photo a stone wall is ImageNet's guess for walnuts: not shown; an animal (a fish) is.
+    assert [t for t, _ in vocabulary.shown(stored, "food")] == [animal, CATEGORY_PREFIX + "other"]
+
+
+def test_a_search_word_says_what_it_was_read_as(photo_tree, cli_env):
+    from indexer.tags import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    (garden,) = vocabulary.senses("garden", [])  # no tag of its own: WordNet's part link to one
+    assert garden.name == "patio" and garden.how == "WordNet: garden: has part patio"
+    assert {s.name for s in vocabulary.senses("harbours", [])} == {"dock", "landing"}
+    (car,) = vocabulary.senses("car", [])  # the automobile, not the railcar
+    assert car.id == "n02958343" and "automobile" in car.how
+    _index(photo_tree, cli_env)
+    proc = run_cbir(["find", "kitty", "--json"], cli_env)
+    hits = json.loads(proc.stdout)
+    assert Path(hits[0]["path"]).name == "chelsea.jpg"
+    assert hits[0]["read_as"]["kitty"]["tag"] == "domestic cat" and "kitty" in hits[0]["read_as"]["kitty"]["how"]
+    assert "'kitty' read as domestic cat (WordNet: domestic cat, house cat" in proc.stderr

@@ -11,13 +11,16 @@ Inputs, both offline and both well kept:
   the timm wheel).
 
 Output (JSON, sorted, a few hundred KB): ``classes`` (1000 synset ids in
-output order), ``senses`` (for each word with several meanings, how often
+output order), ``links`` (words that name no tag but that WordNet links, by
+part, member, substance or "see also", to one: a beach is part of a shore),
+``senses`` (for each word with several meanings, how often
 WordNet's semantic concordance tagged each one, from ``cntlist.rev``) and
 ``synsets``: for each class and each of its ancestors
 (hypernyms and instance hypernyms, up to ``entity``), its words (WordNet's
 lemmas, ``_`` as space, in WordNet's order, the first being the tag's name,
 then the few everyday words of EXTRA_WORDS),
-its parents, and ``searchable``: false for the abstract top of the hierarchy
+its parents, ``count`` (how often its commonest word was meant in WordNet's
+semantic concordance: whether people use the word), and ``searchable``: false for the abstract top of the hierarchy
 that no one searches by (``entity``, ``physical entity``, ``object``,
 ``whole``...), which ``indexer.tags`` never shows. Licences:
 cbir/data/tags/LICENSES.md.
@@ -54,6 +57,12 @@ EXTRA_WORDS = {
 }
 
 
+# WordNet's links besides "is a" that lead from a word to something that can be seen: the beach is part of a
+# shore, a herd is made of animals. Derivations lead to verbs and adjectives, which are not tags.
+LINKS = {"#p": "part of", "#m": "member of", "#s": "substance of", "%p": "has part", "%m": "has member",
+         "%s": "has substance", "^": "see also"}
+
+
 def read_nouns(wordnet: Path) -> dict[str, tuple[list[str], list[str]]]:
     """synset id ('n' + offset) -> (lemmas, parent ids), from WordNet's data.noun."""
     synsets: dict[str, tuple[list[str], list[str]]] = {}
@@ -72,6 +81,32 @@ def read_nouns(wordnet: Path) -> dict[str, tuple[list[str], list[str]]]:
                 parents.append("n" + target)
         synsets["n" + offset] = ([_clean(w) for w in words], parents)
     return synsets
+
+
+def read_links(wordnet: Path) -> dict[str, list[tuple[str, str]]]:
+    """synset id -> [(LINKS relation, synset id)] for the noun-to-noun links of LINKS."""
+    links: dict[str, list[tuple[str, str]]] = {}
+    for line in (wordnet / "data.noun").read_text(encoding="latin-1").splitlines():
+        if line.startswith(" "):
+            continue
+        fields = line.split(" | ", 1)[0].split()
+        at = 4 + 2 * int(fields[3], 16)
+        for i in range(int(fields[at])):
+            symbol, target, pos = fields[at + 1 + 4 * i: at + 4 + 4 * i]
+            if symbol in LINKS and pos == "n":
+                links.setdefault("n" + fields[0], []).append((LINKS[symbol], "n" + target))
+    return links
+
+
+def read_counts(wordnet: Path) -> dict[str, int]:
+    """synset id -> how often its commonest word was meant in WordNet's semantic concordance (cntlist.rev):
+    0 for words people hardly use (diapsid, elasmobranch), tens for the ones they do (dog, fish, food)."""
+    senses = read_senses(wordnet)
+    counts: dict[str, int] = {}
+    for pairs in senses.values():
+        for sid, count in pairs:
+            counts[sid] = max(counts.get(sid, 0), count)
+    return counts
 
 
 def _clean(word: str) -> str:
@@ -103,6 +138,7 @@ def build(wordnet: Path, classes_file: Path) -> dict:
     classes = [line.strip() for line in classes_file.read_text().splitlines() if line.strip()]
     if len(classes) != 1000 or any(c not in nouns for c in classes):
         raise SystemExit("the class list must hold 1000 WordNet 3.0 noun ids")
+    counts = read_counts(wordnet)
     keep: dict[str, dict] = {}
     todo = list(classes)
     while todo:
@@ -111,7 +147,7 @@ def build(wordnet: Path, classes_file: Path) -> dict:
             continue
         words, parents = nouns[sid]
         words = words + [w for w in EXTRA_WORDS.get(sid, []) if w not in words]
-        keep[sid] = {"words": words, "parents": parents,
+        keep[sid] = {"words": words, "parents": parents, "count": counts.get(sid, 0),
                      "searchable": not any(w.replace(" ", "_").lower() in ABSTRACT for w in words[:1])}
         todo.extend(parents)
     # For a word with several meanings, how often each was meant (WordNet's tag counts), so that a search
@@ -121,7 +157,28 @@ def build(wordnet: Path, classes_file: Path) -> dict:
     frequency = {w: {"max": max(c for _, c in senses[w]), "counts": {sid: c for sid, c in senses[w] if sid in keep}}
                  for w in sorted(words) if w in senses and len(senses[w]) > 1}
     return {"source": {"wordnet": "WordNet 3.0 (Debian wordnet-base)", "classes": classes_file.name},
-            "classes": classes, "synsets": dict(sorted(keep.items())), "senses": frequency}
+            "classes": classes, "synsets": dict(sorted(keep.items())), "senses": frequency,
+            "links": linked_words(wordnet, keep, senses)}
+
+
+def linked_words(wordnet: Path, keep: dict[str, dict], senses: dict[str, list[tuple[str, int]]]
+                 ) -> dict[str, list[list[str]]]:
+    """Words that name no tag but whose usual meaning WordNet links to a tag by LINKS: word -> [[relation,
+    tag id]]. Usual: as ``indexer.tags.SENSE_SHARE`` reads a word, at least a quarter as often meant as its
+    commonest sense (the first when WordNet counted none)."""
+    links = read_links(wordnet)
+    known = {w.lower() for s in keep.values() for w in s["words"]}
+    out: dict[str, list[list[str]]] = {}
+    for word, pairs in senses.items():
+        if word in known:
+            continue
+        top = max(c for _, c in pairs)
+        usual = [sid for sid, c in pairs if c >= 0.25 * top] if top else [pairs[0][0]]
+        found = sorted({(relation, target) for sid in usual for relation, target in links.get(sid, [])
+                        if target in keep and keep[target]["searchable"]})
+        if found:
+            out[word] = [list(pair) for pair in found]
+    return dict(sorted(out.items()))
 
 
 if __name__ == "__main__":

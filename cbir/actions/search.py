@@ -20,6 +20,7 @@ from cbir.warm import Warm
 from index_store.catalog import CatalogReader
 from index_store.check import require_intact
 from indexer.loader import read_file
+from indexer.tags import load_vocabulary
 
 MAX_K = 500  # the most hits a search returns in one answer
 
@@ -101,19 +102,29 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
 
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
               offset: int = 0) -> dict:
-    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar"}``; ``below_bar`` holds the best
-    hits too weak to show (path, score), so that an empty answer can say what came closest."""
+    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar", "read_as"}``; ``below_bar`` holds
+    the best hits too weak to show (path, score), so that an empty answer can say what came closest;
+    ``read_as`` what each word was taken to mean (word -> [{tag, id, how}])."""
     below: list = []
-    total, found = find_tagged_page(index_dir, words, k, taken, offset, below)
+    read_as: dict = {}
+    total, found = find_tagged_page(index_dir, words, k, taken, offset, below, read_as)
     return {"total": total, "offset": offset, "images": [f.as_dict() for f in found],
-            "below_bar": [{"path": p, "score": round(s, 4)} for p, s in below]}
+            "below_bar": [{"path": p, "score": round(s, 4)} for p, s in below],
+            "read_as": {word: [{"tag": s.name, "id": s.id, "how": s.how} for s in senses]
+                        for word, senses in read_as.items()}}
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
          runtime: str | None = None) -> list[dict]:
-    """`cbir tags IMAGE... --json`: each picture's tags, best first, indexed or not."""
-    return [{"path": path, "tags": [t.as_dict() for t in found]}
-            for path, found in tag_images(paths, weights=weights, model=model, runtime=runtime)]
+    """`cbir tags IMAGE... --json`: each picture's tags worth showing, best first, indexed or not, and every
+    tag it has (``all_tags``: what `cbir find` searches)."""
+    vocabulary = load_vocabulary()
+    out = []
+    for path, found, category in tag_images(paths, weights=weights, model=model, runtime=runtime):
+        shown = {tag_id for tag_id, _ in vocabulary.shown([(t.id, t.score) for t in found], category)}
+        out.append({"path": path, "tags": [t.as_dict() for t in found if t.id in shown],
+                    "all_tags": [t.as_dict() for t in found]})
+    return out
 
 
 def _check_k(k: int) -> None:

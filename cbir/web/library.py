@@ -113,7 +113,7 @@ class Library:
             row = self._row(reader, image_id)
             vocabulary = load_vocabulary()
             tags = [{"tag": vocabulary.name(t), "id": t, "score": round(s, 4)}
-                    for t, s in reader.tags_of([image_id])[image_id]]
+                    for t, s in vocabulary.shown(reader.tags_of([image_id])[image_id], row.category)]
             return {**_row_dict(row), **reader.when_of([image_id]).get(image_id, {}), "tags": tags,
                     "hash": row.hash, "size": row.size, "present": _unchanged(row)}
 
