@@ -102,6 +102,18 @@ class ClusterError(CbirError):
     exit_code = 14
 
 
+class WatchLimitError(CbirError):
+    """The folders need more file watches (inotify) than the system allows a user."""
+
+    exit_code = 15
+
+
+class WatchError(CbirError):
+    """Watching folders failed: the indexing process kept dying, or the file watch broke."""
+
+    exit_code = 16
+
+
 def mount_point(path: str | os.PathLike[str]) -> str:
     """The mount point of the filesystem holding ``path`` (or its nearest existing ancestor)."""
     current = os.path.abspath(path)
@@ -126,3 +138,4 @@ def from_os_error(exc: OSError, path: str | os.PathLike[str], doing: str) -> Cbi
     if exc.errno == errno.EROFS:
         return ReadOnlyError(f"cannot finish {doing}: {path} is on a read-only filesystem ({mount_point(path)})")
     return None
+

@@ -23,11 +23,13 @@ log = logging.getLogger(__name__)
 Claim = tuple[str, int, "str | None"]
 
 
-def open_store(index_dir: Path, claim: Callable[[IndexStatus], Claim]) -> IndexStore:
+def open_store(index_dir: Path, claim: Callable[[IndexStatus], Claim],
+               wait: Callable[[str], object] | None = None) -> IndexStore:
     """Lock the index, then open the store under the model ``claim`` decides (it may load one) from the
-    index's status, read on the writer's own connection."""
+    index's status, read on the writer's own connection. ``wait``: wait for a busy index (being told so)
+    instead of failing."""
     return IndexStore.open(index_dir, lambda reader: claim(status_of(reader, index_dir)),
-                           lock=IndexStore.lock(index_dir))
+                           lock=IndexStore.lock(index_dir, wait))
 
 
 def recategorize(store: IndexStore, categorize, model_id: str, model_ref: str | None) -> int:

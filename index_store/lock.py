@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cbir.errors import IndexBusyError, ReadOnlyError
@@ -17,7 +18,9 @@ class WriterLock:
         self.path = index_dir / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, wait: Callable[[str], object] | None = None) -> None:
+        """Take the lock; IndexBusyError when another process holds it, unless ``wait`` is given: then it is
+        told why (once) and the lock is taken when the other process lets go."""
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -30,11 +33,15 @@ class WriterLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise IndexBusyError(
-                f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it; "
-                "try again when it finishes"
-            ) from None
+            if wait is None:
+                os.close(fd)
+                raise IndexBusyError(
+                    f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it; "
+                    "try again when it finishes"
+                ) from None
+            wait(f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it; "
+                 "waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd

@@ -130,14 +130,14 @@ class IndexStore(TagWrites, FactsWrites, WhenWrites, CatalogReader):
                         problem.repair)
 
     @staticmethod
-    def lock(index_dir: Path) -> WriterLock:
-        """Take the single-writer lock, creating the index folder if needed."""
+    def lock(index_dir: Path, wait: Callable[[str], object] | None = None) -> WriterLock:
+        """Take the single-writer lock, creating the index folder if needed (``wait``: see WriterLock)."""
         try:
             index_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise from_os_error(exc, index_dir, "creating the index") or exc from None
         lock = WriterLock(index_dir)
-        lock.acquire()
+        lock.acquire(wait)
         return lock
 
     def _claim(self, model_id: str, dim: int, model_ref: str | None) -> None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from index_store.catalog import ImageRow
 from index_store.writer import IndexStore
 from indexer.embedder import Embedder
 from indexer.image_facts import FACTS_VERSION, facts_blob
-from indexer.loader import FileContent, decode, read_file, supported_extensions
+from indexer.loader import FileContent, decode, is_candidate, read_file, supported_extensions
 from indexer.tags import tags_version
 from indexer.walker import FileEntry, Problem, walk_images
 from indexer.when_where import NOWHERE, WhenWhere, places, read_when_where
@@ -145,12 +146,61 @@ class IndexRun:
     def _index_root(self, root: str, register: bool = True) -> None:
         run = self.store.begin_run(root, register)
         self._run = run
+        self._index_items(walk_images(root, self.extensions, [str(self.store.index_dir)]), run)
+        self.summary.removed += self.store.finish_root(root, run)
+        self._fill_facts(root)
+        self._fill_when(root)
+
+    def run_paths(self, changed: list[str], gone: list[str], roots: list[str]) -> IndexSummary:
+        """Index what changed at some paths, not whole roots (``cbir watch``): each of ``changed`` (a file, or
+        a folder that appeared, walked whole) is indexed as a walk would; each of ``gone`` that is indeed gone
+        (a file, or a folder and everything indexed under it) leaves the catalog, after the new paths are in,
+        so that a rename keeps its vector. ``roots`` are the indexed folders the paths lie in; nothing is
+        swept. The search index is published at the end."""
+        started = time.monotonic()
+        self._refresh_tags()
+        run = self.store.begin_run("", register=False)
+        self._run = run
+        with self._resources():
+            self._index_items(self._items_at(changed), run)
+            for path in gone:
+                self.summary.removed += forget_gone(self.store, path)
+            self.store.commit()
+            for root in roots:
+                self._fill_when(root)
+        self.store.finish()
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _items_at(self, paths: list[str]) -> Iterator[FileEntry | Problem]:
+        """What a walk would yield for each path: a folder's images, or the file itself when it is an image."""
+        exclude = [str(self.store.index_dir)]
+        inside_index = os.path.realpath(self.store.index_dir) + os.sep
+        for path in paths:
+            if os.path.realpath(path).startswith(inside_index):
+                continue
+            if os.path.isdir(path):
+                yield from walk_images(path, self.extensions, exclude)
+                continue
+            if not is_candidate(os.path.basename(path), self.extensions) or os.path.basename(path).startswith("."):
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue  # gone again before its turn: its deletion is on its way
+            if not stat.S_ISREG(info.st_mode):
+                yield Problem(path, "not a regular file", stat.filemode(info.st_mode))
+                continue
+            yield FileEntry(path, info.st_size, info.st_mtime_ns)
+
+    def _index_items(self, items: Iterable[FileEntry | Problem], run: int) -> None:
+        """Read, decode, embed and store the files among ``items`` that are new or changed."""
         reading: deque[tuple[_Job, Future]] = deque()
         self._decoding: deque[tuple[_Job, Future]] = deque()
         self._decoding_by_hash: dict[str, _Job] = {}
         self._in_flight = 0  # bytes of files read or being read and not yet decoded
         window = self.batch_size * 2
-        for job in self._files_to_read(root, run):
+        for job in self._files_to_read(items, run):
             reading.append((job, self._pool.submit(read_file, job.entry.path)))
             self._in_flight += job.entry.size
             while len(reading) > window or (len(reading) > 1 and self._in_flight > MAX_BYTES_IN_FLIGHT):
@@ -162,9 +212,6 @@ class IndexRun:
             self._decide(*reading.popleft())
         while self._decoding:
             self._embed_batch()
-        self.summary.removed += self.store.finish_root(root, run)
-        self._fill_facts(root)
-        self._fill_when(root)
 
     def _fill_facts(self, root: str) -> None:
         """Facts for the contents under ``root`` that have none (indexed before they were stored, or on a
@@ -192,9 +239,9 @@ class IndexRun:
                                     w.longitude, named.get(id(w)))
             self.store.commit()
 
-    def _files_to_read(self, root: str, run: int) -> Iterator[_Job]:
-        """Walk ``root``: files unchanged by name, size and mtime are settled here; the others are yielded."""
-        for item in walk_images(root, self.extensions, [str(self.store.index_dir)]):
+    def _files_to_read(self, items: Iterable[FileEntry | Problem], run: int) -> Iterator[_Job]:
+        """Files unchanged by name, size and mtime are settled here; the others are yielded."""
+        for item in items:
             if isinstance(item, Problem):
                 self._skip(item.path, item.reason, item.detail, counted=False)
                 continue
@@ -329,6 +376,19 @@ class IndexRun:
         if time.monotonic() - self._last_commit > self.checkpoint_seconds:
             self.store.commit()
             self._last_commit = time.monotonic()
+
+
+def forget_gone(store: IndexStore, path: str) -> int:
+    """Drop the image at ``path`` and every image indexed under it as a folder, if they are gone from disk;
+    how many were dropped."""
+    if os.path.lexists(path):
+        return 0  # back again (or never gone): a change, if any, comes as one
+    ids = [row.id for row in [store.row_by_path(path)] if row is not None]
+    under = list(store.paths_under(path))
+    ids += [row.id for row in map(store.row_by_path, under) if row is not None and not os.path.lexists(row.path)]
+    for image_id in ids:
+        store.remove(image_id)
+    return len(ids)
 
 
 def _decode_for_index(data: bytes) -> tuple[np.ndarray, bytes | None]:

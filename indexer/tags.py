@@ -159,7 +159,8 @@ class Vocabulary:
                           for sid in self.by_word[form] if self._meant(form, sid)]
                 break
         everyday = self.everyday.get(wanted, {})
-        found += [Sense(sid, self.name(sid), "everyday words: " + everyday["reason"]) for sid in everyday.get("tags", [])]
+        found += [Sense(sid, self.name(sid), "everyday words: " + everyday["reason"])
+                  for sid in everyday.get("tags", [])]
         found += [Sense(CATEGORY_PREFIX + c, c, "everyday words: " + everyday["reason"])
                   for c in everyday.get("categories", []) if c in categories]
         if not found:

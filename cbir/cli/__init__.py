@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "history": ("cbir.cli.clean", "history_cmd", "List clean runs: id, time, state, files moved, undone, categories."),
     "duplicates": ("cbir.cli.duplicates", "duplicates_cmd",
                   "List groups of duplicates among indexed images, the copy to keep first, and why."),
+    "watch": ("cbir.cli.watch", "watch_cmd",
+              "Keep the index current: index photos as they are added, changed, moved or deleted under FOLDERS."),
     "serve": ("cbir.cli.serve", "serve_cmd",
              "Browse, search, clean and de-duplicate the index in a web browser, with an HTTP API under /api/."),
     "train": ("cbir.cli.model", "train_cmd",

@@ -11,9 +11,12 @@ import webbrowser
 import click
 import uvicorn
 
+from cbir.actions import watching
+from cbir.actions.progress import Progress
 from cbir.cli.common import echo_err, index_option, model_option, runtime_option, setup_logging, weights_option
+from cbir.cli.watch import batch_line, watch_options
 from cbir.config import resolve_index_dir
-from cbir.errors import UsageError
+from cbir.errors import CbirError, UsageError
 from cbir.web.app import create_app
 from cbir.web.security import Guard, is_loopback, new_token
 from cbir.web.server import Server
@@ -31,11 +34,15 @@ from cbir.web.server import Server
 @click.option("--open", "open_browser", is_flag=True, help="Open the library in the default web browser.")
 @click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Largest picture accepted for a search, in MiB.")
+@click.option("--watch", "watch", is_flag=True,
+              help="Also keep the index current as files change under the indexed folders (as `cbir watch`).")
+@watch_options
 @model_option
 @weights_option
 @runtime_option
 def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, read_only: bool, open_browser: bool,
-              max_upload_mb: int, model: str | None, weights: str | None, runtime: str | None) -> None:
+              max_upload_mb: int, watch: bool, settle_s: float, release_after_s: float,
+              forget_after_days: float | None, model: str | None, weights: str | None, runtime: str | None) -> None:
     """Browse, search, clean and de-duplicate the index in a web browser, with an HTTP API under /api/.
 
     The model loads once, so searches answer warm. Files are served by index id only, never by a path
@@ -55,6 +62,11 @@ def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, re
     echo_err(f"cbir: serving {index_path} at {url}" + (" (read-only)" if read_only else "") + "; Ctrl-C stops")
     if open_browser:
         threading.Timer(0.5, webbrowser.open, (url,)).start()
+    stop_watching = threading.Event()
+    if watch:
+        forget_after_s = None if forget_after_days is None else forget_after_days * 86400
+        threading.Thread(target=_watch, args=(index_path, settle_s, release_after_s, forget_after_s, model, weights,
+                                              runtime, stop_watching), name="cbir-watch", daemon=True).start()
     config = uvicorn.Config(create_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
     class Uvicorn(uvicorn.Server):
@@ -66,7 +78,21 @@ def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, re
     try:
         Uvicorn(config).run(sockets=[sock])
     finally:
+        stop_watching.set()
         sock.close()
+
+
+def _watch(index_path, settle_s: float, release_after_s: float, forget_after_s: float | None, model: str | None,
+           weights: str | None, runtime: str | None, stop: threading.Event) -> None:
+    """`serve --watch`: the watcher on a thread of the server; a new generation shows on the next search."""
+    try:
+        watching.watch(index_path, [], model=model, weights=weights, runtime=runtime, settle_s=settle_s,
+                       release_after_s=release_after_s, forget_after_s=forget_after_s,
+                       progress=Progress(note=lambda text: echo_err(f"cbir: watch: {text}")),
+                       on_batch=lambda summary: echo_err(batch_line(summary).replace("cbir: ", "cbir: watch: ", 1)),
+                       stop=stop)
+    except CbirError as exc:
+        echo_err(f"cbir: watch stopped: {exc}")
 
 
 def _bind(host: str, port: int) -> socket.socket:
