@@ -15,10 +15,14 @@ this machine are shared through CBIR_CACHE, as for any user after the first big 
 - Burst: ``--burst`` photos copied in as fast as the disk takes them (a phone sync), with the model
   released beforehand; throughput is photos over the time from the first copy to the last photo published,
   against `cbir index` on the same files (a fresh index, a new process: model load included) run just
-  before. Latency of each photo of the burst: from its close to the end of the job that published it.
+  before. Latency of each photo of the burst: from its close to the publish of a search index holding it
+  (the manifest, read every 0.1 s; a long job publishes every 10 s on its way).
 - Idle: after the last change, the watcher is left alone with its default settings until it releases the
-  model, then its CPU time (watcher and any child) is read from /proc over ``--idle`` seconds, with its
-  resident memory and whether an indexing process is left.
+  model, then its CPU time (watcher and any child) is read from /proc over ``--idle`` seconds, with the
+  resident memory of each process (the watcher, and multiprocessing's resource tracker) and whether an
+  indexing process is left.
+- With ``--scale N``: warm single photos into an index of N images (synthetic vectors, as
+  benchmarks.query_latency builds them), where each job patches and publishes a large search index.
 """
 
 from __future__ import annotations
@@ -119,9 +123,10 @@ def summary(values: list[float]) -> dict:
             "max_s": round(max(values), 2)}
 
 
-def singles(photos: list[Path], folder: Path, env: dict, cold: bool) -> dict:
+def singles(photos: list[Path], folder: Path, env: dict, cold: bool, index: Path | None = None) -> dict:
     """Latency from close to published, one photo at a time; ``cold``: the model released before each."""
-    watcher = Watcher(folder, env, "--release-after", "1" if cold else "600")
+    where = ["--index", str(index)] if index else []
+    watcher = Watcher(folder, env, "--release-after", "1" if cold else "600", *where)
     try:
         watcher.wait(lambda: watcher.said("watching"))
         latencies = []
@@ -138,7 +143,7 @@ def singles(photos: list[Path], folder: Path, env: dict, cold: bool) -> dict:
             latencies.append(next(t for t, e in watcher.jobs[jobs:] if e.get("added")) - closed)
         if not cold:
             latencies = latencies[1:]  # the first loaded the model: it was the cold case
-        found = subprocess.run([sys.executable, "-m", "cbir", "query", str(photos[-1]), "-k", "1"], env=env,
+        found = subprocess.run([sys.executable, "-m", "cbir", "query", str(photos[-1]), "-k", "1", *where], env=env,
                                capture_output=True, text=True).stdout.split("\t")[-1].strip()
         assert Path(found).name == photos[-1].name, found
     finally:
@@ -146,37 +151,55 @@ def singles(photos: list[Path], folder: Path, env: dict, cold: bool) -> dict:
     return summary(latencies)
 
 
-def indexed_paths(env: dict) -> set[str]:
+def indexed_paths(env: dict, first: int) -> set[str]:
+    """The paths of the ``first`` images indexed (by id)."""
     import sqlite3
 
     with sqlite3.connect(f"file:{Path(env['CBIR_HOME']) / 'index' / 'catalog.sqlite'}?mode=ro", uri=True) as conn:
-        return {p.decode() if isinstance(p, bytes) else p for (p,) in conn.execute("SELECT path FROM images")}
+        return {p.decode() if isinstance(p, bytes) else p
+                for (p,) in conn.execute("SELECT path FROM images ORDER BY id LIMIT ?", (first,))}
 
 
 def burst(photos: list[Path], folder: Path, env: dict) -> dict:
     watcher = Watcher(folder, env, "--release-after", "1")
+    manifest = Path(env["CBIR_HOME"]) / "index" / "manifest.json"
     published: dict[str, float] = {}
+    done = threading.Event()
 
-    def record() -> None:  # on each job's line: which photos are now in the catalog
-        now = time.time()
-        for path in indexed_paths(env) - published.keys():
-            published[path] = now
+    def follow() -> None:
+        """When the published search index grows, its newest rows (the burst only adds) can be found."""
+        seen = -1
+        while not done.is_set():
+            try:
+                count = json.loads(manifest.read_text())["count"]
+            except (OSError, ValueError, KeyError):
+                count = seen
+            if count != seen:
+                now = time.time()
+                for path in indexed_paths(env, count) - published.keys():
+                    published[path] = now
+                seen = count
+            time.sleep(0.1)
 
     try:
         watcher.wait(lambda: watcher.said("watching"))
         watcher.wait(lambda: watcher.said("model released") or not watcher.jobs)
-        record()
-        watcher.on_job = record
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
         closed = {}
         started = time.time()
         for photo in photos:
             shutil.copy(photo, folder / photo.name)
             closed[str(folder / photo.name)] = time.time()
         copied = time.time()
-        watcher.wait(lambda: all(p in published for p in closed))
+        deadline = time.monotonic() + 1800
+        while not all(p in published for p in closed) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        done.set()
         finished = max(published[p] for p in closed)
         jobs = [e for _, e in watcher.jobs if e["job"] == "paths"]
     finally:
+        done.set()
         watcher.stop()
     seconds = finished - started
     return {"photos": len(photos), "copy_s": round(copied - started, 2), "seconds": round(seconds, 2),
@@ -237,15 +260,40 @@ def idle(folder: Path, env: dict, photo: Path, seconds: float) -> dict:
         before = cpu_ticks([pid, *children(pid)])
         time.sleep(seconds)
         used = cpu_ticks([pid, *children(pid)]) - before
-        rss_kb = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                          if line.startswith("VmRSS")))
-        left = [c for c in children(pid) if "cbir-watch" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")
-                or "multiprocessing" in Path(f"/proc/{c}/cmdline").read_text(errors="replace")]
+        processes = {c: _describe(c) for c in [pid, *children(pid)]}
     finally:
         watcher.stop()
     return {"seconds": seconds, "cpu_share_of_one_core": round(used / hz / seconds, 5),
-            "model_released_after_s": round(released_after, 1), "watcher_rss_mb": round(rss_kb / 1024, 1),
-            "indexing_processes_left": len(left)}
+            "model_released_after_s": round(released_after, 1),
+            "processes": list(processes.values()),
+            "rss_mb_all": round(sum(p["rss_mb"] for p in processes.values()), 1),
+            "indexing_processes_left": sum("spawn_main" in p["command"] for p in processes.values())}
+
+
+def _describe(pid: int) -> dict:
+    """A process's command line (shortened) and resident memory."""
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    rss_kb = int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.startswith("VmRSS")))
+    return {"command": command[-120:], "rss_mb": round(rss_kb / 1024, 1)}
+
+
+def at_scale(size: int, photos: list[Path], work: Path, env: dict) -> dict:
+    """Warm single photos into an index of ``size`` images (synthetic vectors under the real model's id, as
+    benchmarks.query_latency builds it), where each job patches and publishes a large search index."""
+    from benchmarks.query_latency import build_index
+    from indexer.engines.load import load_embedder
+
+    index = work / f"index-{size}"
+    index.mkdir()
+    build_s = build_index(index, size, load_embedder(None, "default", bulk=False).model_id)
+    folder = work / "scale-watched"
+    folder.mkdir()
+    shutil.copy(photos[0], folder / photos[0].name)
+    subprocess.run([sys.executable, "-m", "cbir", "index", str(folder), "--index", str(index), "-q"], env=env,
+                   check=True, capture_output=True)  # the tags of the synthetic rows are made here, once
+    return {"images": size, "build_s": round(build_s, 1),
+            "single_warm": singles(photos[1:], folder, env, cold=False, index=index)}
 
 
 def main() -> None:
@@ -255,13 +303,15 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=20)
     parser.add_argument("--cold", type=int, default=5)
     parser.add_argument("--idle", type=float, default=60.0)
+    parser.add_argument("--scale", type=int, default=0,
+                        help="also time warm single photos into an index of this many (synthetic) images")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cbir-watch-bench-"))
-    photos = make_photos(args.shared, work / "photos", args.burst + args.singles + args.cold + 2)
+    photos = make_photos(args.shared, work / "photos", args.burst + args.singles + args.cold + 9)
     first, burst_photos = photos[0], photos[1: args.burst + 1]
     single_photos = photos[args.burst + 1: args.burst + 2 + args.singles]  # the first one loads the model
-    cold_photos = photos[args.burst + 2 + args.singles:]
+    cold_photos = photos[args.burst + 2 + args.singles: args.burst + 2 + args.singles + args.cold]
     env = dict(os.environ, CBIR_HOME=str(work / "home"), TF_CPP_MIN_LOG_LEVEL="2")
     folder = work / "watched"
     folder.mkdir()
@@ -276,6 +326,8 @@ def main() -> None:
     result["single_warm"] = singles(single_photos, folder, env, cold=False)
     result["single_cold"] = singles(cold_photos, folder, env, cold=True)
     result["idle"] = idle(folder, env, photos[0], args.idle)
+    if args.scale:
+        result["scale"] = at_scale(args.scale, photos[-7:], work, env)
     b, i = result["burst"], result["index"]
     print(f"cbir index: {i['images_per_s']} images/s; burst of {b['photos']} through cbir watch: "
           f"{b['images_per_s']} images/s ({b['share_of_index_throughput']:.0%}) in {b['jobs']} jobs, "
@@ -283,9 +335,12 @@ def main() -> None:
     for name in ("single_warm", "single_cold"):
         s = result[name]
         print(f"{name}: p50 {s['p50_s']} s, p95 {s['p95_s']} s, max {s['max_s']} s over {s['n']}")
+    if args.scale:
+        s = result["scale"]["single_warm"]
+        print(f"single_warm into {args.scale} images: p50 {s['p50_s']} s, p95 {s['p95_s']} s, max {s['max_s']} s")
     d = result["idle"]
     print(f"idle: {d['cpu_share_of_one_core']:.3%} of a core over {d['seconds']:.0f} s, model released after "
-          f"{d['model_released_after_s']} s, watcher {d['watcher_rss_mb']} MB, "
+          f"{d['model_released_after_s']} s, {len(d['processes'])} processes holding {d['rss_mb_all']} MB, "
           f"{d['indexing_processes_left']} indexing processes left")
     emit_json(result, args.json)
 

@@ -106,6 +106,8 @@ class IndexRun:
         self.summary = IndexSummary()
         self.extensions = supported_extensions()
         self._last_commit = time.monotonic()
+        self._publish_every_s: float | None = None  # publish the search index this often during a run, if set
+        self._last_publish = self._last_commit
 
     def count_files(self, roots: list[str]) -> int:
         """A quick first walk (names and stats only) so progress can show time left."""
@@ -151,13 +153,17 @@ class IndexRun:
         self._fill_facts(root)
         self._fill_when(root)
 
-    def run_paths(self, changed: list[str], gone: list[str], roots: list[str]) -> IndexSummary:
+    def run_paths(self, changed: list[str], gone: list[str], roots: list[str],
+                  publish_every_s: float | None = 10.0) -> IndexSummary:
         """Index what changed at some paths, not whole roots (``cbir watch``): each of ``changed`` (a file, or
         a folder that appeared, walked whole) is indexed as a walk would; each of ``gone`` that is indeed gone
         (a file, or a folder and everything indexed under it) leaves the catalog, after the new paths are in,
         so that a rename keeps its vector. ``roots`` are the indexed folders the paths lie in; nothing is
-        swept. The search index is published at the end."""
+        swept. The search index is published at the end, and every ``publish_every_s`` seconds on the way,
+        so that the first photos of a long job can be found before its last are in."""
         started = time.monotonic()
+        self._publish_every_s = publish_every_s
+        self._last_publish = started
         self._refresh_tags()
         run = self.store.begin_run("", register=False)
         self._run = run
@@ -342,6 +348,9 @@ class IndexRun:
         self._done(done)
         self.store.commit()
         self._last_commit = time.monotonic()
+        if self._publish_every_s is not None and self._last_commit - self._last_publish >= self._publish_every_s:
+            self.store.finish()
+            self._last_publish = time.monotonic()
 
     def _store(self, job: _Job, vector: np.ndarray, category: str | None,
                probs: dict[str, float] | None, norm: float | None,
