@@ -362,3 +362,21 @@ def test_serve_watch_shows_a_new_photo_on_the_next_search(tmp_path, cli_env, pho
         assert httpx.get(f"{base}/api/status", timeout=30).json()["images"] == 2
     finally:
         stop(proc)
+
+
+def test_a_folder_away_longer_than_forget_after_leaves_the_index(tmp_path, cli_env, photos):
+    folder = tmp_path / "card"
+    save_photo(photos["chelsea"], folder / "chelsea.jpg")
+    watcher = Watcher([str(folder), "--settle", "0.2", "--forget-after", "0.00002"], cli_env)  # 1.7 s
+    try:
+        watcher.wait_job(0, "the catch-up", added=1)
+        watcher.wait_line("watching")
+        folder.rename(tmp_path / "card-elsewhere")  # the card is taken out
+        watcher.wait_line("is not there")
+        assert len(_rows(cli_env)) == 1  # not at once
+        watcher.wait_line("has been away")
+        watcher.wait(lambda: any(j["job"] == "forget" and j.get("removed") == 1 for j in watcher.jobs), "forgetting")
+        assert _rows(cli_env) == {}
+        assert watcher.stop() == 0
+    finally:
+        watcher.proc.kill()

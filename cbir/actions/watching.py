@@ -151,6 +151,9 @@ class _Watch:
             due.append(max(0.0, self.last_work + self.release_after_s - now))
         if self.roots.away:
             due.append(max(0.0, self.last_away_check + AWAY_CHECK_S - now))
+            if self.forget_after_s is not None:
+                due += [max(0.0, since + self.forget_after_s - time.time())
+                        for folder, since in self.roots.away_since.items() if folder not in self.forgotten]
         waits = [d for d in due if d is not None]
         return min(waits) if waits else None
 
