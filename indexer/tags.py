@@ -153,12 +153,12 @@ class Vocabulary:
         closest words of the vocabulary when nothing can be seen for it."""
         wanted = " ".join(word.lower().replace("_", " ").split())
         found = [Sense(CATEGORY_PREFIX + c, c, "category") for c in categories if c.lower() == wanted]
-        for form in _singulars(wanted):
+        everyday = self.everyday.get(wanted, {})
+        for form in [] if everyday.get("only") else _singulars(wanted):
             if form in self.by_word:
                 found += [Sense(sid, self.name(sid), "WordNet: " + ", ".join(self.words[sid]))
                           for sid in self.by_word[form] if self._meant(form, sid)]
                 break
-        everyday = self.everyday.get(wanted, {})
         found += [Sense(sid, self.name(sid), "everyday words: " + everyday["reason"])
                   for sid in everyday.get("tags", [])]
         found += [Sense(CATEGORY_PREFIX + c, c, "everyday words: " + everyday["reason"])

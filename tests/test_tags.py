@@ -123,6 +123,7 @@ def test_everyday_words_resolve_to_what_can_be_seen_and_sunset_is_refused():
     with pytest.raises(UnknownWordError) as refused:
         vocabulary.resolve("sunset", categories)  # nothing ImageNet sees stands for a sunset
     assert "no tag for 'sunset'" in str(refused.value)
+    assert vocabulary.resolve("fruits", []) == ["n07705931"]  # edible fruit: the table replaces the botanical sense
     every = {t for entry in vocabulary.everyday.values() for t in entry.get("tags", [])}
     assert every <= set(vocabulary.tag_ids)  # the table names only tags the vocabulary has
 
