@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cbir.watching.state import read_state
 from index_store.catalog import CatalogReader, catalog_exists, trunk_of
 from index_store.manifest import read_manifest
 from indexer.engines.profile import find_profile
@@ -26,6 +27,7 @@ class IndexStatus:
     search_index: str | None = None
     tagged: int = 0  # images with tags (`cbir find`)
     engines: dict | None = None  # which engine runs on this machine, for bulk work and for a query, and why
+    watcher: dict | None = None  # the `cbir watch` keeping this index current, if one runs: pid, since, folders
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +59,7 @@ def status_of(reader: CatalogReader | None, index_dir: Path | None = None) -> In
         search_index=manifest.description or manifest.index_type if manifest else None,
         tagged=reader.tagged_count(),
         engines=engines_on_this_machine(reader.model_id, reader.model_ref),
+        watcher=read_state(reader.index_dir),
     )
 
 

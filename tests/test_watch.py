@@ -102,6 +102,9 @@ def test_watch_follows_copies_renames_moves_overwrites_deletes_and_folders(tmp_p
     try:
         watcher.wait_job(0, "the catch-up", job="roots", added=2)
         watcher.wait_line("watching")
+        status = json.loads(run_cbir(["status", "--json"], cli_env).stdout)["watcher"]
+        assert status["pid"] == watcher.proc.pid and status["folders"] == [str(a), str(b)]
+        assert "kept current by `cbir watch`" in run_cbir(["status"], cli_env).stdout
 
         n = len(watcher.jobs)
         shutil.copy(coffee, a / "coffee.jpg")
@@ -139,6 +142,7 @@ def test_watch_follows_copies_renames_moves_overwrites_deletes_and_folders(tmp_p
         assert watcher.stop() == 0
     finally:
         watcher.proc.kill()
+    assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["watcher"] is None  # stopped
     rows = _rows(cli_env)
     assert sorted(rows) == [str(a / "chelsea.jpg"), str(b / "astronaut.jpg")]  # no text, no hidden file
     assert run_cbir(["status", "--check"], cli_env).returncode == 0

@@ -28,6 +28,7 @@ from cbir.text import quote_path
 from cbir.watching.events import Event, FolderEvents, check_room
 from cbir.watching.roots import Roots
 from cbir.watching.settle import Settler
+from cbir.watching.state import clear_state, write_state
 from index_store.catalog import CatalogReader, catalog_exists
 from indexer.loader import is_candidate, supported_extensions
 from indexer.pipeline import count_pending
@@ -101,6 +102,7 @@ class _Watch:
         self.forgotten: set[str] = set()
         self.last_work = time.monotonic()
         self.last_away_check = time.monotonic()
+        self.since = time.time()
 
     def totals_dict(self) -> dict:
         return dict(self.totals)
@@ -108,6 +110,10 @@ class _Watch:
     def close(self) -> None:
         self.events.close()
         self.worker.release()
+        clear_state(self.index_dir)
+
+    def _say_state(self) -> None:
+        write_state(self.index_dir, self.roots.present, self.roots.away, self.since)
 
     def run(self) -> None:
         for folder in self.roots.away:
@@ -115,6 +121,7 @@ class _Watch:
         # Watch first, then catch up: a change made during the catch-up is caught either way.
         self.events.watch(self.roots.present)
         self._catch_up(self.roots.present)
+        self._say_state()
         self.progress.note(f"watching {', '.join(map(quote_path, self.roots.present)) or 'nothing yet'}"
                            + ("; Ctrl-C stops" if threading.current_thread() is threading.main_thread() else ""))
         while True:
@@ -227,6 +234,7 @@ class _Watch:
             self.progress.note(f"{quote_path(folder)} is back: watching it again")
         if changes.gone or changes.back:
             self.events.watch(self.roots.present)
+            self._say_state()
         if changes.back:
             self._catch_up(changes.back)
 

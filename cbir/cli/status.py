@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 
@@ -59,6 +60,12 @@ def status_cmd(index_dir: str | None, full_check: bool, as_json: bool) -> None:
     else:
         click.echo(f"engine: not measured on this machine yet; keras-float32 runs until a job of {MEASURE_FROM}+ "
                    "images or `cbir engines --measure` measures them")
+    if status.watcher:
+        watcher = status.watcher
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(watcher["since"]))
+        away = f"; away: {', '.join(quote_path(f) for f in watcher['away'])}" if watcher.get("away") else ""
+        click.echo(f"watch:  kept current by `cbir watch` (pid {watcher['pid']}, since {since}), watching "
+                   f"{', '.join(quote_path(f) for f in watcher['folders']) or 'nothing'}{away}")
     if not status.search_index_current:
         click.echo("note:   the search index is behind the catalog; it is rebuilt on the next query or index")
 
