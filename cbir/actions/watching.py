@@ -138,7 +138,7 @@ class _Watch:
                 if event.kind == "mounts":
                     self._check_roots()
                 else:
-                    self._touch(event.path)
+                    self._touch(event.path, event.change)
             self._index_ready()
             self._housekeeping()
 
@@ -164,11 +164,13 @@ class _Watch:
         waits = [d for d in due if d is not None]
         return min(waits) if waits else None
 
-    def _touch(self, path: str) -> None:
+    def _touch(self, path: str, change: str = "added") -> None:
         if path in self.roots.folders and not os.path.isdir(path):
             self._check_roots()  # a watched folder itself went away
             return
         if os.path.isdir(path):
+            if change != "added":
+                return  # a folder's own times or mode changed: its files say what changes in them
             # A folder moved or copied in: its files may predate the watch on it, so each is looked at.
             for item in walk_images(path, self.extensions, [str(self.index_dir)]):
                 if isinstance(item, FileEntry):

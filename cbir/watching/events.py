@@ -34,6 +34,7 @@ class Event:
 
     kind: str
     path: str = ""
+    change: str = ""  # for "changed": added, modified or deleted, as the system said
     error: Exception | None = None
 
 
@@ -81,8 +82,8 @@ class FolderEvents:
             for changes in watchfiles.watch(*folders, watch_filter=self._wanted, debounce=DEBOUNCE_MS, step=STEP_MS,
                                             stop_event=stop, rust_timeout=STOP_CHECK_MS, raise_interrupt=False,
                                             ignore_permission_denied=True):
-                for _, path in changes:
-                    self.queue.put(Event("changed", path))
+                for change, path in changes:
+                    self.queue.put(Event("changed", path, change.name))
         except Exception as exc:  # the watch could not start or broke: the watcher says why and stops
             if not stop.is_set():
                 self.queue.put(Event("error", error=_typed(exc, folders)))
