@@ -38,6 +38,7 @@ from cbir.copy_check import Comparison, Picture, Pictures, Rule, compare, frame_
 from cbir.errors import ImageDecodeError, UsageError
 from cbir.moves.clean import CleanPlan, plan_move, root_of
 from index_store.catalog import CatalogReader
+from index_store.db import is_under
 from index_store.publish import load_search_index
 from indexer.image_facts import ImageFacts
 from indexer.loader import read_file, thumbnail
@@ -118,10 +119,6 @@ class DuplicateReport:
                 "seconds": round(self.seconds, 2)}
 
 
-def _under(path: str, folder: str) -> bool:
-    return path.startswith(folder.rstrip("/") + "/")
-
-
 def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None, bases: list[str] | None = None,
                     prefer: list[str] | None = None, on_progress: Callable[[int], object] | None = None,
                     on_total: Callable[[int], object] | None = None,
@@ -139,8 +136,8 @@ def find_duplicates(catalog, level: str = "near", scope: list[str] | None = None
     set_aside = [os.path.join(b, DUPLICATES_FOLDER) for b in bases or []]
 
     def wanted(path: str) -> bool:
-        return ((not scope or any(_under(path, s) for s in scope))
-                and not any(_under(path, f) for f in set_aside))
+        return ((not scope or any(is_under(path, s) for s in scope))
+                and not any(is_under(path, f) for f in set_aside))
 
     report = DuplicateReport(level)
     exact = _exact_pairs(catalog, wanted)
@@ -385,7 +382,7 @@ def _rank(members: list[Member], pictures: Pictures, catalog, prefer: list[str],
         member.facts = found[member.id].facts  # type: ignore[union-attr]
     if len(members) < 2:
         return Group(members)
-    preferred = {m.id: any(_under(m.path, p) for p in prefer) for m in members}
+    preferred = {m.id: any(is_under(m.path, p) for p in prefer) for m in members}
 
     def order(a: Member, b: Member) -> int:
         return _compare(a, b, preferred)

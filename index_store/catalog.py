@@ -9,6 +9,7 @@ index_store.publish.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ class ImageRow:
     hash: str
     category: str | None = None
     category_probs: dict[str, float] | None = None
+
+    def stat_matches(self, size: int, mtime_ns: int) -> bool:
+        """Whether a file of this size and modification time is the one indexed (the stat check every
+        indexing run trusts: an unchanged file is never opened)."""
+        return self.size == size and self.mtime_ns == mtime_ns
+
+    def on_disk_as_indexed(self) -> bool:
+        """Whether the file at the row's path is still there, as it was indexed (by the stat check)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return False
+        return self.stat_matches(info.st_size, info.st_mtime_ns)
 
 
 def image_row(values: tuple) -> ImageRow:

@@ -31,6 +31,11 @@ def fs(path: str | os.PathLike[str]) -> bytes:
     return os.fsencode(path)
 
 
+def is_under(path: str, folder: str) -> bool:
+    """Whether ``path`` lies inside ``folder`` (what ``prefix_bounds`` selects in SQL)."""
+    return path.startswith(folder.rstrip("/") + "/")
+
+
 def prefix_bounds(folder: str) -> tuple[bytes, bytes]:
     """Every path under ``folder`` sorts in [low, high) (bind both with ``PATH_PARAM``): a range scan."""
     low = fs(folder.rstrip("/") + "/")

@@ -83,6 +83,19 @@ class WhenReads:
             "AND taken_at IS NULL", (low, high)))
 
 
+    def rows_missing_when_of(self, ids: list[int]) -> list[tuple[int, str, int]]:
+        """``rows_missing_when`` among the images ``ids``."""
+        if not self.has_when():
+            return []
+        found: list[tuple[int, str, int]] = []
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            found += self.conn.execute(f"SELECT id, path, mtime_ns FROM images WHERE id IN ({marks}) "
+                                       "AND taken_at IS NULL", part).fetchall()
+        return found
+
+
 class WhenWrites:
     """Writing when and where; part of the index store (index_store.writer)."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +33,7 @@ from indexer.embedder import Embedder
 from indexer.image_facts import FACTS_VERSION, facts_blob
 from indexer.loader import FileContent, decode, is_candidate, read_file, supported_extensions
 from indexer.tags import tags_version
-from indexer.walker import FileEntry, Problem, walk_images
+from indexer.walker import FileEntry, Problem, entry_of, walk_images
 from indexer.when_where import NOWHERE, WhenWhere, places, read_when_where
 
 log = logging.getLogger(__name__)
@@ -108,12 +107,15 @@ class IndexRun:
         self._last_commit = time.monotonic()
         self._publish_every_s: float | None = None  # publish the search index this often during a run, if set
         self._last_publish = self._last_commit
+        self._stored: list[int] = []  # ids of the images embedded and stored by this run
 
     def count_files(self, roots: list[str]) -> int:
         """A quick first walk (names and stats only) so progress can show time left."""
-        exclude = [str(self.store.index_dir)]
-        return sum(1 for root in roots for item in walk_images(root, self.extensions, exclude)
-                   if isinstance(item, FileEntry))
+        return sum(1 for root in roots for item in self._walk(root) if isinstance(item, FileEntry))
+
+    def _walk(self, folder: str) -> Iterator[FileEntry | Problem]:
+        """The image files under ``folder``, never entering the index itself."""
+        return walk_images(folder, self.extensions, [str(self.store.index_dir)])
 
     def run(self, roots: list[str], register: bool = True) -> IndexSummary:
         """Index ``roots``; ``register=False`` when they are folders inside already indexed roots."""
@@ -148,45 +150,44 @@ class IndexRun:
     def _index_root(self, root: str, register: bool = True) -> None:
         run = self.store.begin_run(root, register)
         self._run = run
-        self._index_items(walk_images(root, self.extensions, [str(self.store.index_dir)]), run)
+        self._index_items(self._walk(root), run)
         self.summary.removed += self.store.finish_root(root, run)
         self._fill_facts(root)
-        self._fill_when(root)
+        self._fill_when(self.store.rows_missing_when(root))
 
-    def run_paths(self, changed: list[str], gone: list[str], roots: list[str],
-                  publish_every_s: float | None = 10.0) -> IndexSummary:
+    def run_paths(self, changed: list[str], gone: list[str], publish_every_s: float | None = 10.0) -> IndexSummary:
         """Index what changed at some paths, not whole roots (``cbir watch``): each of ``changed`` (a file, or
         a folder that appeared, walked whole) is indexed as a walk would; each of ``gone`` that is indeed gone
         (a file, or a folder and everything indexed under it) leaves the catalog, after the new paths are in,
-        so that a rename keeps its vector. ``roots`` are the indexed folders the paths lie in; nothing is
-        swept. The search index is published at the end, and every ``publish_every_s`` seconds on the way,
-        so that the first photos of a long job can be found before its last are in."""
+        so that a rename keeps its vector. Nothing is swept. The search index is published at the end, and
+        every ``publish_every_s`` seconds on the way, so that the first photos of a long job can be found
+        before its last are in."""
         started = time.monotonic()
         self._publish_every_s = publish_every_s
         self._last_publish = started
         self._refresh_tags()
         run = self.store.begin_run("", register=False)
         self._run = run
+        self._stored = []
         with self._resources():
             self._index_items(self._items_at(changed), run)
             for path in gone:
                 self.summary.removed += forget_gone(self.store, path)
             self.store.commit()
-            for root in roots:
-                self._fill_when(root)
+            # Only what this job embedded: a root-wide look for missing times would read every row of it.
+            self._fill_when(self.store.rows_missing_when_of(self._stored))
         self.store.finish()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
     def _items_at(self, paths: list[str]) -> Iterator[FileEntry | Problem]:
         """What a walk would yield for each path: a folder's images, or the file itself when it is an image."""
-        exclude = [str(self.store.index_dir)]
         inside_index = os.path.realpath(self.store.index_dir) + os.sep
         for path in paths:
             if os.path.realpath(path).startswith(inside_index):
                 continue
             if os.path.isdir(path):
-                yield from walk_images(path, self.extensions, exclude)
+                yield from self._walk(path)
                 continue
             if not is_candidate(os.path.basename(path), self.extensions) or os.path.basename(path).startswith("."):
                 continue
@@ -194,10 +195,7 @@ class IndexRun:
                 info = os.stat(path)
             except OSError:
                 continue  # gone again before its turn: its deletion is on its way
-            if not stat.S_ISREG(info.st_mode):
-                yield Problem(path, "not a regular file", stat.filemode(info.st_mode))
-                continue
-            yield FileEntry(path, info.st_size, info.st_mtime_ns)
+            yield entry_of(path, info)
 
     def _index_items(self, items: Iterable[FileEntry | Problem], run: int) -> None:
         """Read, decode, embed and store the files among ``items`` that are new or changed."""
@@ -230,10 +228,9 @@ class IndexRun:
                     self.store.put_facts(digest, FACTS_VERSION, blob)
             self.store.commit()
 
-    def _fill_when(self, root: str) -> None:
-        """When and where the images under ``root`` were taken, for those not known yet (new, changed, or
-        indexed before times were stored): each file's EXIF, read from its header without decoding."""
-        missing = self.store.rows_missing_when(root)
+    def _fill_when(self, missing: list[tuple[int, str, int]]) -> None:
+        """When and where the images ``missing`` (id, path, mtime_ns: new, changed, or indexed before times were
+        stored) were taken: each file's EXIF, read from its header without decoding."""
         for start in range(0, len(missing), 512):
             part = missing[start: start + 512]
             found = list(self._pool.map(_when_of_file, [(path, mtime) for _, path, mtime in part]))
@@ -252,7 +249,7 @@ class IndexRun:
                 self._skip(item.path, item.reason, item.detail, counted=False)
                 continue
             row = self.store.row_by_path(item.path)
-            if row and row.size == item.size and row.mtime_ns == item.mtime_ns:
+            if row and row.stat_matches(item.size, item.mtime_ns):
                 self.store.mark_seen(row.id, run)
                 self.summary.unchanged += 1
                 self._done(1)
@@ -366,6 +363,7 @@ class IndexRun:
             self.store.replace_content(image_id, entry.size, entry.mtime_ns, job.digest, vector, self._run,
                                        category, probs, norm)
             self.summary.updated += 1
+        self._stored.append(image_id)
         if job.facts is not None:
             self.store.put_facts(job.digest, FACTS_VERSION, job.facts)
         if tags is None:
@@ -443,7 +441,7 @@ def count_pending(store, folders: list[str]) -> int:
         for item in walk_images(folder, extensions, [str(store.index_dir)]):
             if isinstance(item, FileEntry):
                 row = store.row_by_path(item.path)
-                pending += not (row and row.size == item.size and row.mtime_ns == item.mtime_ns)
+                pending += not (row and row.stat_matches(item.size, item.mtime_ns))
         # Gone files, by a stat each rather than a set of every path seen, so memory stays flat.
         pending += sum(1 for path in store.paths_under(folder) if not os.path.lexists(path))
     return pending

@@ -40,7 +40,6 @@ from indexer.engines.machine import inference_threads
 from indexer.image_facts import facts_blob
 from indexer.loader import load_many
 from indexer.pipeline import IndexRun, _Job
-from indexer.walker import walk_images
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +192,7 @@ class RayIndexRun(IndexRun):
         run = self.store.begin_run(root, register)
         self._run = run
         chunk: list[_Job] = []
-        for job in self._files_to_read(walk_images(root, self.extensions, [str(self.store.index_dir)]), run):
+        for job in self._files_to_read(self._walk(root), run):
             chunk.append(job)
             if len(chunk) == CHUNK:
                 self._submit(chunk)

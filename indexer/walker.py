@@ -24,6 +24,14 @@ class Problem:
     detail: str
 
 
+def entry_of(path: str, info: os.stat_result) -> FileEntry | Problem:
+    """An image-named file found at ``path`` with ``info`` (its stat, links followed): only a regular file is
+    read."""
+    if not stat.S_ISREG(info.st_mode):
+        return Problem(path, "not a regular file", stat.filemode(info.st_mode))
+    return FileEntry(path, info.st_size, info.st_mtime_ns)
+
+
 def walk_images(
     root: str, extensions: frozenset[str], exclude: Iterable[str] = ()
 ) -> Iterator[FileEntry | Problem]:
@@ -71,9 +79,6 @@ def walk_images(
             except OSError as exc:
                 yield Problem(entry.path, "unreadable", exc.strerror or str(exc))
                 continue
-            if not stat.S_ISREG(info.st_mode):
-                yield Problem(entry.path, "not a regular file", stat.filemode(info.st_mode))
-                continue
-            yield FileEntry(entry.path, info.st_size, info.st_mtime_ns)
+            yield entry_of(entry.path, info)
         # Reversed so that popping from the stack visits subfolders in sorted order.
         stack.extend(reversed(subdirs))

@@ -110,6 +110,10 @@ def test_watch_follows_copies_renames_moves_overwrites_deletes_and_folders(tmp_p
         shutil.copy(coffee, a / "coffee.jpg")
         watcher.wait_job(n, "a copied photo", added=1)
         assert _top(cli_env, coffee)[0] == str(a / "coffee.jpg")
+        with sqlite3.connect(Path(cli_env["CBIR_HOME"]) / "index" / "catalog.sqlite") as conn:
+            (taken,) = conn.execute("SELECT taken_at FROM images WHERE CAST(path AS TEXT) = ?",
+                                    (str(a / "coffee.jpg"),)).fetchone()
+        assert taken  # when it was taken (here the file's time) is known at once, as after `cbir index`
 
         n = len(watcher.jobs)
         os.rename(a / "coffee.jpg", a / "cup.jpg")

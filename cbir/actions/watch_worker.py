@@ -6,7 +6,7 @@ OpenVINO never give back to a process that keeps running) goes back to the syste
 it again. Each job takes the index's writer lock for its own length only, so a `cbir index` run by hand
 between jobs is not refused; a job that finds the index busy waits for the other writer.
 
-Messages to the child: ("paths", changed, gone, roots), ("roots", roots), ("forget", root), or None to
+Messages to the child: ("paths", changed, gone), ("roots", roots), ("forget", root), or None to
 stop. Answers: ("note", text) any number of times, then ("done", summary) or ("error", class name, text).
 If the watcher dies (kill -9), the child finishes the job in hand (committed whole, as `cbir index`
 commits) and then finds its pipe closed and ends.
@@ -170,8 +170,8 @@ def _job(index_dir: Path, message: tuple, loaded: dict[str, Embedder], choice: t
         if store.categories_from:
             recategorize(store, embedder.categorize, embedder.model_id, embedder.model.ref)
         if kind == "paths":
-            _, changed, gone, roots = message
-            summary = IndexRun(store, embedder).run_paths(changed, gone, roots)
+            _, changed, gone = message
+            summary = IndexRun(store, embedder).run_paths(changed, gone)
         elif kind == "roots":
             summary = index_into(store, embedder, message[1])  # the watcher says the summary in its own words
         else:

@@ -29,7 +29,7 @@ from cbir.watching.events import Event, FolderEvents, check_room
 from cbir.watching.roots import Roots
 from cbir.watching.settle import Settler
 from cbir.watching.state import clear_state, write_state
-from index_store.catalog import CatalogReader, catalog_exists
+from index_store.catalog import CatalogReader, ImageRow, catalog_exists
 from indexer.loader import is_candidate, supported_extensions
 from indexer.pipeline import count_pending
 from indexer.walker import FileEntry, walk_images
@@ -172,7 +172,7 @@ class _Watch:
             if change != "added":
                 return  # a folder's own times or mode changed: its files say what changes in them
             # A folder moved or copied in: its files may predate the watch on it, so each is looked at.
-            for item in walk_images(path, self.extensions, [str(self.index_dir)]):
+            for item in walk_images(path, self.extensions, [str(self.index_dir)]):  # as IndexRun walks
                 if isinstance(item, FileEntry):
                     self.settler.touch(item.path)
             return
@@ -187,8 +187,7 @@ class _Watch:
         changed, gone = self._needing_work(ready.changed, ready.gone)
         if not changed and not gone:
             return
-        touched = [r for r in self.roots.present if any(_under(p, r) for p in changed)]
-        self._job(("paths", changed, gone, touched), len(changed) + len(gone))
+        self._job(("paths", changed, gone), len(changed) + len(gone))
 
     def _needing_work(self, changed: list[str], gone: list[str]) -> tuple[list[str], list[str]]:
         """The changed paths the index does not hold as they are now (a photo only touched, or walked again
@@ -197,7 +196,7 @@ class _Watch:
         if not catalog_exists(self.index_dir):
             return changed, []
         with CatalogReader.open(self.index_dir) as reader:
-            return ([p for p in changed if not _indexed_as_is(reader, p)],
+            return ([p for p in changed if not _indexed_as_is(reader.row_by_path(p))],
                     [p for p in gone if reader.row_by_path(p) is not None or next(reader.paths_under(p), None)])
 
     def _job(self, message: tuple, paths: int) -> dict:
@@ -262,19 +261,8 @@ class _Watch:
             self.progress.note(f"nothing changed for {_duration(self.release_after_s)}: model released")
 
 
-def _indexed_as_is(reader: CatalogReader, path: str) -> bool:
-    row = reader.row_by_path(path)
-    if row is None:
-        return False
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
-    return row.size == info.st_size and row.mtime_ns == info.st_mtime_ns
-
-
-def _under(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def _indexed_as_is(row: ImageRow | None) -> bool:
+    return row is not None and row.on_disk_as_indexed()
 
 
 def _duration(seconds: float | None) -> str:

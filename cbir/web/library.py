@@ -6,7 +6,6 @@ while a `cbir index` run writes). Searching is cbir.actions.search's, with the s
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,7 +114,7 @@ class Library:
             tags = [{"tag": vocabulary.name(t), "id": t, "score": round(s, 4)}
                     for t, s in vocabulary.shown(reader.tags_of([image_id])[image_id], row.category)]
             return {**_row_dict(row), **reader.when_of([image_id]).get(image_id, {}), "tags": tags,
-                    "hash": row.hash, "size": row.size, "present": _unchanged(row)}
+                    "hash": row.hash, "size": row.size, "present": row.on_disk_as_indexed()}
 
     def row(self, image_id: int) -> ImageRow:
         with self.reader() as reader:
@@ -133,9 +132,3 @@ def _row_dict(row: ImageRow) -> dict:
     return {"id": row.id, "path": row.path, "category": row.category, "category_probs": row.category_probs}
 
 
-def _unchanged(row: ImageRow) -> bool:
-    try:
-        stat = os.stat(row.path)
-    except OSError:
-        return False
-    return stat.st_size == row.size and stat.st_mtime_ns == row.mtime_ns
