@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cbir.status import IndexStatus, status_of
 from index_store.writer import IndexStore
+from indexer.embedder import Embedder
 from indexer.tags import CATEGORY_PREFIX
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,13 @@ def open_store(index_dir: Path, claim: Callable[[IndexStatus], Claim],
     instead of failing."""
     return IndexStore.open(index_dir, lambda reader: claim(status_of(reader, index_dir)),
                            lock=IndexStore.lock(index_dir, wait))
+
+
+def adopt_head(store: IndexStore, embedder: Embedder) -> None:
+    """A store opened under another head of the same trunk (``categories_from``) takes the embedder's categories,
+    from the stored vectors, before anything is indexed with it."""
+    if store.categories_from:
+        recategorize(store, embedder.categorize, embedder.model_id, embedder.model.ref)
 
 
 def recategorize(store: IndexStore, categorize, model_id: str, model_ref: str | None) -> int:

@@ -70,13 +70,13 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
             try:
                 senses[word] = words_to_senses(catalog, [word])[0]
                 wanted.append(sorted({sense.id for sense in senses[word]}))
-                if read_as is not None:
-                    read_as[word] = senses[word]
             except UnknownWordError:
                 at = catalog.ids_at_place(word)
                 if not at:
                     raise
                 allowed = at if allowed is None else allowed & at
+        if read_as is not None:
+            read_as.update(senses)
         if taken:
             start, end = taken_range(taken)
             within = catalog.ids_taken(start, end)

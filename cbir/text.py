@@ -38,6 +38,11 @@ def quote_path(path: str | os.PathLike[str]) -> str:
     return '"' + "".join(_escape(c) if _needs_quoting(c) else c for c in text) + '"'
 
 
+def shortened(line: str, limit: int) -> str:
+    """``line``, cut at a word and ended with '...' when longer than ``limit``, as click shortens help."""
+    return line if len(line) <= limit else line[:limit - 3].rsplit(" ", 1)[0] + "..."
+
+
 def one_line(text: str) -> str:
     """A message safe to print as one line: control characters and undecodable bytes escaped."""
     return "".join(_escape(c) if _needs_quoting(c) and c not in '"\\' else c for c in text)

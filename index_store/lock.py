@@ -33,14 +33,11 @@ class WriterLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            busy = f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it"
             if wait is None:
                 os.close(fd)
-                raise IndexBusyError(
-                    f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it; "
-                    "try again when it finishes"
-                ) from None
-            wait(f"index {self.path.parent} is busy: another cbir process (pid {holder}) is writing it; "
-                 "waiting for it to finish")
+                raise IndexBusyError(f"{busy}; try again when it finishes") from None
+            wait(f"{busy}; waiting for it to finish")
             fcntl.flock(fd, fcntl.LOCK_EX)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())

@@ -85,6 +85,7 @@ class Vocabulary:
         self.classes: list[str] = data["classes"]
         synsets: dict[str, dict] = data["synsets"]
         self._synsets = synsets
+        self._ancestry: dict[str, set[str]] = {}  # filled as asked (``ancestors``)
         self._senses: dict[str, dict] = data.get("senses", {})
         self._class_set = set(self.classes)
         self.words = {sid: s["words"] for sid, s in synsets.items()}
@@ -101,7 +102,7 @@ class Vocabulary:
         column = {sid: i for i, sid in enumerate(self.tag_ids)}
         matrix = np.zeros((len(self.classes), len(self.tag_ids)), np.float32)
         for c, sid in enumerate(self.classes):
-            for ancestor in _ancestors(sid, self._synsets):
+            for ancestor in self.ancestors(sid):
                 if ancestor in column:
                     matrix[c, column[ancestor]] = 1.0
         return matrix
@@ -189,10 +190,17 @@ class Vocabulary:
             bar = SHOW_BAR if common else (RARE_CLASS_BAR if tag_id in self._class_set else None)
             if bar is None or score < bar:
                 continue
-            if allowed is not None and not (_ancestors(tag_id, self._synsets) & allowed):
+            if allowed is not None and not (self.ancestors(tag_id) & allowed):
                 continue
             kept.append((tag_id, score))
         return kept
+
+    def ancestors(self, sid: str) -> set[str]:
+        """The synset and everything above it, computed once per synset."""
+        found = self._ancestry.get(sid)
+        if found is None:
+            found = self._ancestry[sid] = _ancestors(sid, self._synsets)
+        return found
 
     def _meant(self, word: str, sid: str) -> bool:
         """Whether a search for ``word`` means synset ``sid``: one of its usual meanings (tagged at least a

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cbir.actions.progress import QUIET, Progress
 from cbir.errors import CbirError, UsageError
-from cbir.session import open_store, recategorize
+from cbir.session import adopt_head, open_store
 from cbir.status import IndexStatus, index_status
 from cbir.text import quote_path
 from index_store.catalog import CATALOG_FILE
@@ -50,8 +50,7 @@ def index(index_dir: Path, folders: list[str], *, model: str | None = None, weig
 
     with open_store(index_dir, claim) as store:
         embedder = loaded["embedder"]
-        if store.categories_from:
-            recategorize(store, embedder.categorize, embedder.model_id, embedder.model.ref)
+        adopt_head(store, embedder)
         if index_type:
             store.set_index_type(index_type)
         cluster = None

@@ -23,7 +23,7 @@ from pathlib import Path
 import cbir.errors as errors
 from cbir.actions.indexing import index_into
 from cbir.errors import CbirError, WatchError
-from cbir.session import open_store, recategorize
+from cbir.session import adopt_head, open_store
 from cbir.status import IndexStatus
 from indexer.decode_budget import keep_large_allocations_apart
 from indexer.embedder import Embedder
@@ -167,8 +167,7 @@ def _job(index_dir: Path, message: tuple, loaded: dict[str, Embedder], choice: t
             store.finish()
             return {"removed": removed, "pid": os.getpid()}
         embedder = loaded["embedder"]
-        if store.categories_from:
-            recategorize(store, embedder.categorize, embedder.model_id, embedder.model.ref)
+        adopt_head(store, embedder)
         if kind == "paths":
             _, changed, gone = message
             summary = IndexRun(store, embedder).run_paths(changed, gone)

@@ -12,7 +12,7 @@ import click
 
 from cbir import __version__
 from cbir.errors import CbirError, from_os_error
-from cbir.text import one_line
+from cbir.text import one_line, shortened
 from indexer.decode_budget import keep_large_allocations_apart
 
 # Every command: its module, its function, and the line `cbir --help` shows for it. A command's module is
@@ -65,14 +65,9 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [(name, _shortened(line, limit)) for name, (_, _, line) in COMMANDS.items()]
+        rows = [(name, shortened(line, limit)) for name, (_, _, line) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def _shortened(line: str, limit: int) -> str:
-    """``line``, cut at a word and ended with '...' when longer than ``limit``, as click shortens help."""
-    return line if len(line) <= limit else line[:limit - 3].rsplit(" ", 1)[0] + "..."
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

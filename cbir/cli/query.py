@@ -20,7 +20,7 @@ from cbir.cli.common import (
 from cbir.cli.output import emit
 from cbir.config import resolve_index_dir
 from cbir.search import Stopwatch, check_query_args, no_close_match
-from cbir.text import quote_path
+from cbir.text import quote_path, shortened
 
 SHOWN_TAGS = 12
 
@@ -95,7 +95,7 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
     for word, senses in page["read_as"].items():
         if {s["tag"] for s in senses} != {word.lower()}:
             names = ", ".join(dict.fromkeys(s["tag"] for s in senses))
-            echo_err(f"cbir: {word!r} read as {_clip(names)} ({_clip(senses[0]['how'])})")
+            echo_err(f"cbir: {word!r} read as {shortened(names, 80)} ({shortened(senses[0]['how'], 80)})")
     if not found:
         closest = "; ".join(f"{quote_path(b['path'])} ({b['score']:.2f})" for b in page["below_bar"])
         echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else "")
@@ -104,10 +104,6 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
     elif page["total"] > offset + len(found) or offset:
         echo_err(f"cbir: {offset + 1}-{offset + len(found)} of {page['total']} images tagged {what}"
                  + (f"; the next: --offset {offset + len(found)}" if page["total"] > offset + len(found) else ""))
-
-
-def _clip(text: str, width: int = 80) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @click.command("tags")

@@ -42,7 +42,7 @@ from cbir.web.server import Server
 @runtime_option
 def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, read_only: bool, open_browser: bool,
               max_upload_mb: int, watch: bool, settle_s: float, release_after_s: float,
-              forget_after_days: float | None, model: str | None, weights: str | None, runtime: str | None) -> None:
+              forget_after_s: float | None, model: str | None, weights: str | None, runtime: str | None) -> None:
     """Browse, search, clean and de-duplicate the index in a web browser, with an HTTP API under /api/.
 
     The model loads once, so searches answer warm. Files are served by index id only, never by a path
@@ -64,7 +64,6 @@ def serve_cmd(index_dir: str | None, host: str, port: int, token: str | None, re
         threading.Timer(0.5, webbrowser.open, (url,)).start()
     stop_watching = threading.Event()
     if watch:
-        forget_after_s = None if forget_after_days is None else forget_after_days * 86400
         threading.Thread(target=_watch, args=(index_path, settle_s, release_after_s, forget_after_s, model, weights,
                                               runtime, stop_watching), name="cbir-watch", daemon=True).start()
     config = uvicorn.Config(create_app(server), log_level="warning", access_log=False, timeout_graceful_shutdown=5)

@@ -25,8 +25,8 @@ def watch_options(fn):
                       metavar="SECONDS", show_default=True,
                       help="Seconds without a change after which the model is released (it loads again, in a few "
                            "seconds, with the next change).")(fn)
-    fn = click.option("--forget-after", "forget_after_days", type=click.FloatRange(0, 3650), default=None,
-                      metavar="DAYS",
+    fn = click.option("--forget-after", "forget_after_s", type=click.FloatRange(0, 3650), default=None,
+                      metavar="DAYS", callback=lambda ctx, param, days: None if days is None else days * 86400,
                       help="Drop the photos of a watched folder that has been away (an unmounted drive) this many "
                            "days. Default: never; they stay until it comes back.")(fn)
     return fn
@@ -52,7 +52,7 @@ def batch_line(summary: dict) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per indexing job on stdout as it ends (and the totals at the end).")
 def watch_cmd(folders: tuple[str, ...], index_dir: str | None, settle_s: float, release_after_s: float,
-              forget_after_days: float | None, model: str | None, weights: str | None, runtime: str | None,
+              forget_after_s: float | None, model: str | None, weights: str | None, runtime: str | None,
               quiet: bool, as_json: bool) -> None:
     """Keep the index current: index photos as they are added, changed, moved or deleted under FOLDERS.
 
@@ -78,7 +78,7 @@ def watch_cmd(folders: tuple[str, ...], index_dir: str | None, settle_s: float, 
     try:
         totals = watching.watch(resolve_index_dir(index_dir), list(folders), model=model, weights=weights,
                                 runtime=runtime, settle_s=settle_s, release_after_s=release_after_s,
-                                forget_after_s=None if forget_after_days is None else forget_after_days * 86400,
+                                forget_after_s=forget_after_s,
                                 progress=progress, on_batch=on_batch, stop=stop)
     except KeyboardInterrupt:
         if not quiet:
