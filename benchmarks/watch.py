@@ -164,6 +164,7 @@ def burst(photos: list[Path], folder: Path, env: dict) -> dict:
     watcher = Watcher(folder, env, "--release-after", "1")
     manifest = Path(env["CBIR_HOME"]) / "index" / "manifest.json"
     published: dict[str, float] = {}
+    steps: list[tuple[float, int]] = []  # (when, how many images the published search index held)
     done = threading.Event()
 
     def follow() -> None:
@@ -178,12 +179,14 @@ def burst(photos: list[Path], folder: Path, env: dict) -> dict:
                 now = time.time()
                 for path in indexed_paths(env, count) - published.keys():
                     published[path] = now
+                steps.append((now, count))
                 seen = count
             time.sleep(0.1)
 
     try:
         watcher.wait(lambda: watcher.said("watching"))
         watcher.wait(lambda: watcher.said("model released") or not watcher.jobs)
+        before = len(indexed_paths(env, 1 << 30))  # the photos indexed before the burst
         follower = threading.Thread(target=follow, daemon=True)
         follower.start()
         closed = {}
@@ -205,7 +208,10 @@ def burst(photos: list[Path], folder: Path, env: dict) -> dict:
     return {"photos": len(photos), "copy_s": round(copied - started, 2), "seconds": round(seconds, 2),
             "images_per_s": round(len(photos) / seconds, 1), "jobs": len(jobs),
             "job_sizes": [e["paths"] for e in jobs], "engine": jobs[-1].get("engine") if jobs else None,
-            "latency": summary([published[p] - closed[p] for p in closed])}
+            "latency": summary([published[p] - closed[p] for p in closed]),
+            # The latency is two-humped (a long job publishes every 10 s, then at its end), so its median falls
+            # on either hump: these say how many of the burst could be found how long after the first copy.
+            "published_s_and_count": [(round(t - started, 1), c - before) for t, c in steps if t >= started]}
 
 
 def index_throughput(photos: list[Path], work: Path, env: dict) -> dict:
