@@ -4,7 +4,7 @@ text ever comes back for an animal, plant, food or vehicle word. Part of ``pytho
 - Resolution: 40 everyday photo-search words (ours: what photo apps' search examples and people's albums
   name most; the ten the issue named among them), each resolved by the vocabulary as `cbir find` does, with
   the catalog's five categories known; a word resolves when it names at least one tag or category. Reported:
-  the share, and per word how (WordNet, the everyday-words table, a category) or why not.
+  the share, and per word how (WordNet, the everyday-words table, a category, a word probe) or why not.
 - Documents: the development gallery (../shared/data/gallery, five labelled folders) is indexed; for every
   animal, plant, food and vehicle word that resolves, `cbir find WORD -k 50` must return nothing from the
   receipt or screenshot folders.
@@ -48,6 +48,8 @@ def resolution() -> dict:
             how.append("everyday table")
         if any(i.startswith(CATEGORY_PREFIX) for i in ids):
             how.append("category")
+        if vocabulary.probes is not None and any(i in vocabulary.probes.show_from for i in ids):
+            how.append("word probe")
         rows[word] = {"resolves": True, "how": how, "tags": [vocabulary.name(i) for i in ids][:8]}
     resolved = sum(r["resolves"] for r in rows.values())
     return {"words": len(WORDS), "resolved": resolved, "share": round(resolved / len(WORDS), 3), "per_word": rows}

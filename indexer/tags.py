@@ -16,6 +16,8 @@ and an embedding is those features divided by their length, which the
 catalog keeps beside it (``feature_norm``). Rows indexed before that column
 existed use ``TYPICAL_NORM``, the median length over the development photos.
 The model's category (``food``, ``screenshot``... or ``other``) is a tag too.
+A few everyday words no class stands for (sunset, tree) have a probe of their
+own on the embedding (indexer.word_probes), whose probability is their score.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cbir.errors import UnknownWordError
+from indexer.word_probes import WordProbes, load_word_probes
 
 MIN_TAG_SCORE = 0.15
 # What is shown of the stored tags (every one stays searchable). Calibrated on 60 development photos whose
@@ -73,8 +76,9 @@ class Vocabulary:
     """The tag vocabulary: synsets, their words, and which classes each one covers."""
 
     def __init__(self, data: dict, digest: str, everyday: dict | None = None,
-                 category_tags: dict | None = None) -> None:
+                 category_tags: dict | None = None, probes: WordProbes | None = None) -> None:
         self.digest = digest
+        self.probes = probes
         # Words that name no tag, linked by WordNet (part, member, substance) to tags: word -> [[relation, id]].
         self.links: dict[str, list[list[str]]] = data.get("links", {})
         # Category -> the synsets every tag shown on its pictures lies under (none listed: anything).
@@ -106,6 +110,19 @@ class Vocabulary:
                 if ancestor in column:
                     matrix[c, column[ancestor]] = 1.0
         return matrix
+
+    def with_probes(self, scores: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Tag scores (N, tags) with each word probe's probability, from the unit-length embeddings, in its
+        synset's column."""
+        if self.probes is not None and len(vectors):
+            scores[:, self._probe_columns] = np.maximum(scores[:, self._probe_columns],
+                                                        self.probes.scores(vectors))
+        return scores
+
+    @functools.cached_property
+    def _probe_columns(self) -> list[int]:
+        column = {sid: i for i, sid in enumerate(self.tag_ids)}
+        return [column[sid] for sid in (self.probes.ids if self.probes else [])]
 
     @functools.cached_property
     def _depth(self) -> dict[str, int]:
@@ -157,7 +174,7 @@ class Vocabulary:
         everyday = self.everyday.get(wanted, {})
         for form in [] if everyday.get("only") else _singulars(wanted):
             if form in self.by_word:
-                found += [Sense(sid, self.name(sid), "WordNet: " + ", ".join(self.words[sid]))
+                found += [Sense(sid, self.name(sid), "WordNet: " + ", ".join(self.words[sid]) + self._probed(sid))
                           for sid in self.by_word[form] if self._meant(form, sid)]
                 break
         found += [Sense(sid, self.name(sid), "everyday words: " + everyday["reason"])
@@ -167,8 +184,8 @@ class Vocabulary:
         if not found:
             for form in _singulars(wanted):
                 if form in self.links:
-                    found = [Sense(sid, self.name(sid), f"WordNet: {form}: {relation} {self.name(sid)}")
-                             for relation, sid in self.links[form]]
+                    found = [Sense(sid, self.name(sid), f"WordNet: {form}: {relation} {self.name(sid)}"
+                                   + self._probed(sid)) for relation, sid in self.links[form]]
                     break
         if found:
             return list({sense.id: sense for sense in reversed(found)}.values())[::-1]
@@ -176,6 +193,9 @@ class Vocabulary:
         close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
         raise UnknownWordError(f"no tag for {word!r}{hint}", close)
+
+    def _probed(self, sid: str) -> str:
+        return " (seen by cbir's own probe for it)" if self.probes is not None and sid in self.probes.show_from else ""
 
     def shown(self, tags: list[tuple[str, float]], category: str | None) -> list[tuple[str, float]]:
         """The tags worth showing a person, in their order (see ``SHOW_BAR``); the category's tag is always
@@ -188,6 +208,8 @@ class Vocabulary:
                 continue
             common = self._synsets[tag_id].get("count", 1) >= 1
             bar = SHOW_BAR if common else (RARE_CLASS_BAR if tag_id in self._class_set else None)
+            if self.probes is not None and tag_id in self.probes.show_from:
+                bar = self.probes.show_from[tag_id]
             if bar is None or score < bar:
                 continue
             if allowed is not None and not (self.ancestors(tag_id) & allowed):
@@ -229,7 +251,9 @@ def load_vocabulary() -> Vocabulary:
     raw = (folder / "vocabulary.json").read_bytes()
     everyday = (folder / "everyday_words.json").read_bytes()
     category_tags = json.loads((folder / "category_tags.json").read_bytes())
-    return Vocabulary(json.loads(raw), hashlib.sha256(raw).hexdigest()[:12], json.loads(everyday), category_tags)
+    probes = load_word_probes()
+    return Vocabulary(json.loads(raw), f"{hashlib.sha256(raw).hexdigest()[:12]}+{probes.digest}", json.loads(everyday),
+                      category_tags, probes)
 
 
 def tags_version(model_id: str) -> str:
@@ -259,6 +283,7 @@ class Tagger:
             lengths = np.where(np.isfinite(norms), norms, TYPICAL_NORM).astype(np.float32)
             # One product for the whole batch: per image it was most of a bulk load's commit time.
             scores = imagenet_probabilities(vectors, lengths, self.classifier) @ self.vocabulary.membership
+            scores = self.vocabulary.with_probes(scores, vectors)
         return [self.vocabulary.tags_from_scores(None if scores is None else scores[i], categories[i],
                                                  (probabilities[i] or {}).get(categories[i]))
                 for i in range(n)]

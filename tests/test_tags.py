@@ -106,7 +106,7 @@ def test_tags_survive_a_rename_and_old_indexes_get_them_without_embedding(photo_
     assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tagged"] == 10
 
 
-def test_everyday_words_resolve_to_what_can_be_seen_and_sunset_is_refused():
+def test_everyday_words_resolve_to_what_can_be_seen_and_cake_is_refused():
     from cbir.errors import UnknownWordError
     from indexer.tags import CATEGORY_PREFIX, load_vocabulary
 
@@ -121,8 +121,8 @@ def test_everyday_words_resolve_to_what_can_be_seen_and_sunset_is_refused():
     with pytest.raises(UnknownWordError):
         vocabulary.resolve("invoice", [])  # an index without that category has nothing to show for it
     with pytest.raises(UnknownWordError) as refused:
-        vocabulary.resolve("sunset", categories)  # nothing ImageNet sees stands for a sunset
-    assert "no tag for 'sunset'" in str(refused.value)
+        vocabulary.resolve("cake", categories)  # nothing ImageNet or a probe sees stands for a cake
+    assert "no tag for 'cake'" in str(refused.value)
     assert vocabulary.resolve("fruits", []) == ["n07705931"]  # edible fruit: the table replaces the botanical sense
     every = {t for entry in vocabulary.everyday.values() for t in entry.get("tags", [])}
     assert every <= set(vocabulary.tag_ids)  # the table names only tags the vocabulary has

