@@ -194,6 +194,14 @@ class Vocabulary:
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
         raise UnknownWordError(f"no tag for {word!r}{hint}", close)
 
+    def words_starting(self, prefix: str, categories: list[str]) -> set[str]:
+        """Every word ``senses`` can read that starts with ``prefix``: the tags' words, the everyday-words
+        table's (those of categories only when the index has one of them), WordNet's linked words and the
+        categories."""
+        present = {c.lower() for c in categories}
+        everyday = {w for w, e in self.everyday.items() if e.get("tags") or present & set(e.get("categories", []))}
+        return {w for words in (self.by_word, everyday, self.links, present) for w in words if w.startswith(prefix)}
+
     def _probed(self, sid: str) -> str:
         return " (seen by cbir's own probe for it)" if self.probes is not None and sid in self.probes.show_from else ""
 

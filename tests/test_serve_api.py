@@ -180,6 +180,11 @@ def test_query_by_id_find_and_library_pages(client):
     assert receipts["total"] >= 2 and all(i["category"] == "receipt" for i in receipts["images"])
     cats = client.get("/api/images", params={"tag": "cat"}).json()
     assert {Path(i["path"]).name for i in cats["images"]} >= {"chelsea.jpg", "chelsea-small.jpg"}
+    # The word box suggests every word a search reads: tags, everyday words, linked words, categories.
+    for prefix, word in (("ca", "cat"), ("bea", "beach"), ("fore", "forest"), ("selfi", "selfie"), ("rec", "receipt")):
+        suggested = client.get("/api/words", params={"prefix": prefix}).json()
+        assert word in suggested and all(w.startswith(prefix) for w in suggested)
+        assert client.get("/api/find", params={"word": word}).status_code == 200
 
 
 def test_image_details_and_pictures(client, indexed):

@@ -30,7 +30,9 @@ def test_probe_words_resolve_and_say_how():
         (sense,) = vocabulary.senses(word, CATEGORIES)
         assert sense.id == CATEGORY_PREFIX + "people" and "broader" in sense.how
     with pytest.raises(UnknownWordError):
-        vocabulary.resolve("selfie", [])  # no people category: nothing to show
+        vocabulary.resolve("selfie", [])  # no people category: nothing to show, and nothing suggested
+    assert "selfie" in vocabulary.words_starting("self", CATEGORIES)
+    assert "selfie" not in vocabulary.words_starting("self", [])
     probes = json.loads((Path(__file__).resolve().parents[1] / "cbir" / "data" / "tags" /
                          "word_probes.json").read_text())["probes"]
     for probe in probes:  # what the file says it was measured on, and the bar it was given from that

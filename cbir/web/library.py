@@ -50,19 +50,20 @@ class Library:
                 warm.search_index(reader)
 
     def words(self, prefix: str, limit: int = 12) -> list[str]:
-        """Words a search understands that start with ``prefix``: the vocabulary's, the categories', and the
-        places photos were taken, shortest first."""
+        """Words a search understands that start with ``prefix``: the vocabulary's (tags, everyday words, words
+        WordNet links to a tag), the categories', and the places photos were taken, shortest first."""
         wanted = prefix.strip().lower()
         if not wanted:
             return []
-        vocabulary = load_vocabulary()
-        found = {w for w in vocabulary.by_word if w.startswith(wanted)}
+        categories: list[str] = []
+        places: set[str] = set()
         try:
             with self.reader() as reader:
-                found |= {c for c in reader.category_names() if c.startswith(wanted)}
-                found |= {p.lower() for p in reader.place_words(wanted)}
+                categories = reader.category_names()
+                places = {p.lower() for p in reader.place_words(wanted)}
         except CbirError:
             pass
+        found = load_vocabulary().words_starting(wanted, categories) | places
         return sorted(found, key=lambda w: (len(w), w))[:limit]
 
     def folders(self) -> list[str]:
