@@ -91,7 +91,7 @@ class Embedder:
 
         weights = getattr(self, "weights", None)
         classifier = load_classifier(weights.path) if weights is not None and self.model.trunk_file is None else None
-        return Tagger(classifier)
+        return Tagger(classifier, self.trunk_id)
 
     def categorize(self, vectors: np.ndarray) -> list[tuple[str, dict[str, float]]]:
         """Categories of stored (or fresh) embeddings with this model's head; [] without one."""

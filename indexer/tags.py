@@ -270,11 +270,14 @@ def tags_version(model_id: str) -> str:
 
 
 class Tagger:
-    """Tags for rows of the catalog: ImageNet tags when the trunk is ImageNet's, and the category."""
+    """Tags for rows of the catalog: ImageNet tags when the trunk is ImageNet's, and the category. The word
+    probes score only the vectors of the trunk they were trained on (``trunk``; None: trust the vectors)."""
 
-    def __init__(self, classifier: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def __init__(self, classifier: tuple[np.ndarray, np.ndarray] | None, trunk: str | None = None) -> None:
         self.classifier = classifier
         self.vocabulary = load_vocabulary()
+        probes = self.vocabulary.probes
+        self.probed = probes is not None and (trunk is None or trunk == probes.trunk)
 
     def __call__(self, ids: np.ndarray, vectors: np.ndarray, norms: np.ndarray, categories: list,
                  probabilities: list) -> list[list[tuple[str, float]]]:
@@ -291,7 +294,8 @@ class Tagger:
             lengths = np.where(np.isfinite(norms), norms, TYPICAL_NORM).astype(np.float32)
             # One product for the whole batch: per image it was most of a bulk load's commit time.
             scores = imagenet_probabilities(vectors, lengths, self.classifier) @ self.vocabulary.membership
-            scores = self.vocabulary.with_probes(scores, vectors)
+            if self.probed:
+                scores = self.vocabulary.with_probes(scores, vectors)
         return [self.vocabulary.tags_from_scores(None if scores is None else scores[i], categories[i],
                                                  (probabilities[i] or {}).get(categories[i]))
                 for i in range(n)]

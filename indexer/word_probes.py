@@ -25,6 +25,7 @@ class WordProbes:
     weights: np.ndarray  # (probes, 2048) float32
     bias: np.ndarray  # (probes,)
     show_from: dict[str, float | None]  # synset id -> the score from which its tag is shown
+    trunk: str  # the id of the trunk whose embeddings they were trained on
     digest: str
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
@@ -36,7 +37,8 @@ class WordProbes:
 @functools.lru_cache(maxsize=1)
 def load_word_probes() -> WordProbes:
     raw = (files("cbir") / "data" / "tags" / "word_probes.json").read_bytes()
-    probes = json.loads(raw)["probes"]
+    data = json.loads(raw)
+    probes = data["probes"]
     return WordProbes([p["id"] for p in probes], np.array([p["weights"] for p in probes], np.float32),
                       np.array([p["bias"] for p in probes], np.float32),
-                      {p["id"]: p["show_from"] for p in probes}, hashlib.sha256(raw).hexdigest()[:12])
+                      {p["id"]: p["show_from"] for p in probes}, data["trunk"], hashlib.sha256(raw).hexdigest()[:12])

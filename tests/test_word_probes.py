@@ -53,6 +53,8 @@ def test_a_probe_scores_its_tag_from_the_embedding_and_shows_it_from_its_own_bar
     leafy, bare = tagger.tags(vectors, norms, ["landscape", "landscape"], [{"landscape": 0.9}] * 2)
     assert {t.id: t.score for t in leafy}[TREE] > 0.99
     assert TREE not in {t.id for t in bare}
+    other_trunk = Tagger(load_classifier(weights_file), "resnet50-imagenet-0000000000000000")
+    assert TREE not in {t.id for t in other_trunk.tags(vectors[:1], norms[:1])[0]}  # not the vectors it knows
     (scan,) = tagger.tags(vectors[:1], norms[:1], ["receipt"], [{"receipt": 0.9}])
     assert [t.id for t in scan] == [CATEGORY_PREFIX + "receipt"]  # pictures of text get no object tags
     bar = vocabulary.probes.show_from[TREE]
