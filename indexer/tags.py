@@ -103,13 +103,17 @@ class Vocabulary:
     def membership(self) -> np.ndarray:
         """(classes, tags): 1 where the class is the tag or lies under it (only tagging needs it)."""
 
-        column = {sid: i for i, sid in enumerate(self.tag_ids)}
         matrix = np.zeros((len(self.classes), len(self.tag_ids)), np.float32)
         for c, sid in enumerate(self.classes):
             for ancestor in self.ancestors(sid):
-                if ancestor in column:
-                    matrix[c, column[ancestor]] = 1.0
+                if ancestor in self._columns:
+                    matrix[c, self._columns[ancestor]] = 1.0
         return matrix
+
+    @functools.cached_property
+    def _columns(self) -> dict[str, int]:
+        """Each tag's column in a row of tag scores."""
+        return {sid: i for i, sid in enumerate(self.tag_ids)}
 
     def with_probes(self, scores: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """Tag scores (N, tags) with each word probe's probability, from the unit-length embeddings, in its
@@ -121,8 +125,7 @@ class Vocabulary:
 
     @functools.cached_property
     def _probe_columns(self) -> list[int]:
-        column = {sid: i for i, sid in enumerate(self.tag_ids)}
-        return [column[sid] for sid in (self.probes.ids if self.probes else [])]
+        return [self._columns[sid] for sid in (self.probes.ids if self.probes else [])]
 
     @functools.cached_property
     def _depth(self) -> dict[str, int]:

@@ -30,7 +30,7 @@ class WordProbes:
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """(N, probes) probabilities for unit-length embeddings."""
-        logits = vectors.astype(np.float32) @ self.weights.T + self.bias
+        logits = np.asarray(vectors, np.float32) @ self.weights.T + self.bias  # no copy of float32 vectors
         return 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
 
 

@@ -77,15 +77,10 @@ def embed(paths: list[Path]) -> tuple[np.ndarray, str]:
     return np.concatenate(vectors), embedder.model_id
 
 
-def fit(vectors: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+def fit(vectors: np.ndarray, labels: np.ndarray):
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=C, max_iter=10000).fit(vectors, labels)
-    return model.coef_[0].astype(np.float64), float(model.intercept_[0])
-
-
-def probability(vectors: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(vectors @ weights + bias)))
+    return LogisticRegression(C=C, max_iter=10000).fit(vectors, labels)
 
 
 def leave_one_source_out(vectors: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict:
@@ -95,8 +90,7 @@ def leave_one_source_out(vectors: np.ndarray, labels: np.ndarray, sources: np.nd
     scores = np.full(len(labels), np.nan)
     for source in sorted(set(sources[labels])):
         train = sources != source
-        weights, bias = fit(vectors[train], labels[train])
-        scores[~train] = probability(vectors[~train], weights, bias)
+        scores[~train] = fit(vectors[train], labels[train]).predict_proba(vectors[~train])[:, 1]
     scored = ~np.isnan(scores)
     shown = scored & (scores >= 0.5)
     precision = {bar: float((labels & scored & (scores >= bar)).sum() / (scored & (scores >= bar)).sum())
@@ -124,7 +118,8 @@ def build(photo_root: Path, held_out: Path | None) -> dict:
     for word, synset in SYNSETS.items():
         keep = np.array([word not in p.get("unsure", []) for p in photos])
         labels = np.array([word in p.get("words", []) for p in photos])[keep]
-        weights, bias = fit(vectors[keep], labels)
+        model = fit(vectors[keep], labels)
+        weights, bias = model.coef_[0], float(model.intercept_[0])
         figures = leave_one_source_out(vectors[keep], labels, sources[keep])
         probes.append({"word": word, "id": synset, "show_from": figures.pop("show_from"),
                        "bias": round(bias, 6), "weights": [round(float(w), 6) for w in weights],
