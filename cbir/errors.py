@@ -138,4 +138,3 @@ def from_os_error(exc: OSError, path: str | os.PathLike[str], doing: str) -> Cbi
     if exc.errno == errno.EROFS:
         return ReadOnlyError(f"cannot finish {doing}: {path} is on a read-only filesystem ({mount_point(path)})")
     return None
-

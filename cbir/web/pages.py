@@ -37,10 +37,6 @@ def _display(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "replace")
 
 
-templates.env.filters["display"] = _display
-templates.env.filters["basename"] = lambda p: _display(os.path.basename(p))
-templates.env.filters["percent"] = lambda x: f"{100 * float(x):.0f}%"
-templates.env.filters["size"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 def _by_month(items: list[dict], sort: str) -> list[tuple[str, list[dict]]]:
     """Consecutive pictures taken in one month, together (one group of all when not sorted by date)."""
     groups: list[tuple[str, list[dict]]] = []
@@ -56,6 +52,10 @@ def _month_name(month: str) -> str:
     return time.strftime("%B %Y", time.strptime(month, "%Y-%m")) if month else "Date unknown"
 
 
+templates.env.filters["display"] = _display
+templates.env.filters["basename"] = lambda p: _display(os.path.basename(p))
+templates.env.filters["percent"] = lambda x: f"{100 * float(x):.0f}%"
+templates.env.filters["size"] = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 templates.env.filters["by_month"] = _by_month
 templates.env.filters["month_name"] = _month_name
 templates.env.filters["month_short"] = lambda m: time.strftime("%b", time.strptime(m, "%Y-%m"))
