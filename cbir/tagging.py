@@ -86,20 +86,22 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
             if not catalog.has_tags():
                 raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
                                       "(nothing is embedded again)")
-            ranked = catalog.find_tagged(wanted, None)
-            if allowed is not None:
-                ranked = [(i, s) for i, s in ranked if i in allowed]
-            weak = [(i, s) for i, s in ranked if s < FIND_BAR][:3]
-            ranked = [(i, s) for i, s in ranked if s >= FIND_BAR]
+            if allowed is None:
+                # SQLite counts and cuts the page: a word on all of 10^5 images is never listed whole.
+                total = catalog.count_tagged(wanted, FIND_BAR)
+                ranked = catalog.find_tagged(wanted, k, offset, at_least=FIND_BAR)
+                weak = catalog.find_tagged(wanted, 3, below=FIND_BAR) if below is not None else []
+            else:
+                everything = [(i, s) for i, s in catalog.find_tagged(wanted, None) if i in allowed]
+                weak = [(i, s) for i, s in everything if s < FIND_BAR][:3]
+                total, ranked = _page([(i, s) for i, s in everything if s >= FIND_BAR], k, offset)
             if below is not None and weak:
                 paths = catalog.rows_by_ids([i for i, _ in weak])
                 below += [(paths[i].path, s) for i, s in weak if i in paths]
         else:
             when = catalog.when_of(sorted(allowed or []))
-            ranked = [(i, 1.0) for i in sorted(allowed or [], key=lambda i: when[i].get("taken_at") or "",
-                                               reverse=True)]
-        total = len(ranked)
-        ranked = ranked[offset: offset + k] if k is not None else ranked[offset:]
+            newest = sorted(allowed or [], key=lambda i: when[i].get("taken_at") or "", reverse=True)
+            total, ranked = _page([(i, 1.0) for i in newest], k, offset)
         rows = catalog.rows_by_ids([i for i, _ in ranked])
         tags = catalog.tags_of([i for i, _ in ranked])
         when = when or catalog.when_of([i for i, _ in ranked])
@@ -108,6 +110,11 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                              tags=[vocabulary.name(t) for t, _ in vocabulary.shown(tags.get(i, []), rows[i].category)],
                              when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
                        for i, score in ranked if i in rows]
+
+
+def _page(ranked: list[tuple[int, float]], k: int | None, offset: int) -> tuple[int, list[tuple[int, float]]]:
+    """How many there are in all, and the ``k`` of them from ``offset`` on (all from there when None)."""
+    return len(ranked), ranked[offset: offset + k] if k is not None else ranked[offset:]
 
 
 def _read_as(senses: dict[str, list[Sense]], scores: dict[str, float]) -> dict[str, dict]:

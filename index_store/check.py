@@ -1,11 +1,11 @@
 """An index checks itself: the catalog against its own rules, and what is derived from it.
 
-``quick`` runs in milliseconds at 10^5 images (SQLite counts and blob lengths; no vector is read) and runs
-before every use: readers refuse a damaged catalog with exit 13 naming what is wrong, and the writer
-(`cbir index`) repairs what can be rebuilt: images whose vectors are damaged or missing are forgotten and
-indexed again as new, vectors without an image are dropped, missing tags are computed again. ``full``
-(`cbir status --check`) also runs SQLite's integrity check on the catalog and the journal, and reads the
-search index and its manifest, in the spirit of ``git fsck``.
+``quick`` takes about 50 ms at 10^5 images (SQLite counts and blob lengths in one pass over the vectors;
+no vector is decoded) and runs before every use: readers refuse a damaged catalog with exit 13 naming what
+is wrong, and the writer (`cbir index`) repairs what can be rebuilt: images whose vectors are damaged or
+missing are forgotten and indexed again as new, vectors without an image are dropped, missing tags are
+computed again. ``full`` (`cbir status --check`) also runs SQLite's integrity check on the catalog and the
+journal, and reads the search index and its manifest, in the spirit of ``git fsck``.
 """
 
 from __future__ import annotations
@@ -63,12 +63,16 @@ def quick(reader: CatalogReader) -> list[Problem]:
     if not images:
         return problems
     size = reader.dim * VECTOR_DTYPE.itemsize
-    missing = conn.execute("SELECT COUNT(*) FROM images i WHERE NOT EXISTS "
-                           "(SELECT 1 FROM vectors v WHERE v.id = i.id)").fetchone()[0]
+    # One pass over the vectors (each fills a page of its own, so every pass costs a read of all of them)
+    # counts them, their wrong lengths and those without an image; the images without a vector follow,
+    # since vector ids are unique: the vectors that have an image are that many distinct images.
+    vectors, wrong, orphans = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(length(data) != ? OR typeof(data) != 'blob'), 0), "
+        "COALESCE(SUM(NOT EXISTS (SELECT 1 FROM images i WHERE i.id = v.id)), 0) FROM vectors v",
+        (size,)).fetchone()
+    missing = images - (vectors - orphans)
     if missing:
         problems.append(Problem("vectors", f"{missing} of {images} images have no stored vector", REINDEX))
-    wrong = conn.execute("SELECT COUNT(*) FROM vectors WHERE length(data) != ? OR typeof(data) != 'blob'",
-                         (size,)).fetchone()[0]
     if wrong:
         problems.append(Problem("vectors", f"{wrong} stored vectors are not {reader.dim} float16 values "
                                 f"({size} bytes)", REINDEX))
@@ -77,8 +81,6 @@ def quick(reader: CatalogReader) -> list[Problem]:
     if garbled:
         problems.append(Problem("catalog", f"{garbled} images' category probabilities are not readable",
                                 REINDEX))
-    orphans = conn.execute("SELECT COUNT(*) FROM vectors v WHERE NOT EXISTS "
-                           "(SELECT 1 FROM images i WHERE i.id = v.id)").fetchone()[0]
     if orphans:
         problems.append(Problem("vectors", f"{orphans} stored vectors belong to no image",
                                 "`cbir index` drops them"))

@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS images (
     feature_norm   REAL
 );
 CREATE INDEX IF NOT EXISTS images_hash ON images(hash);
+-- Every word search reads the categories present (a category is a word), and the web pages filter by one.
+CREATE INDEX IF NOT EXISTS images_category ON images(category);
 -- Vectors live apart from the metadata so that scans of images stay small.
 CREATE TABLE IF NOT EXISTS vectors (
     id   INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,

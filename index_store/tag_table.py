@@ -43,14 +43,34 @@ class TagReads:
         """Ids of images that carry, for every word, one of its tag ids."""
         return {i for i, _ in self.find_tagged(words, None)}
 
-    def find_tagged(self, words: list[list[str]], limit: int | None) -> list[tuple[int, float]]:
-        """(image id, score) of images that carry, for every word, one of its tag ids; best first.
+    def find_tagged(self, words: list[list[str]], limit: int | None, offset: int = 0,
+                    at_least: float | None = None, below: float | None = None) -> list[tuple[int, float]]:
+        """(image id, score) of images that carry, for every word, one of its tag ids; best first, from
+        ``offset`` on, and only scores from ``at_least`` on and under ``below`` when given.
 
         A word's score is its best tag's; an image's is its weakest word's. SQLite ranks and cuts, so a
         word on every one of 10^5 images costs one indexed scan, not 10^5 Python objects.
         """
         if not words or not self.has_tags():
             return []
+        scored, params = self._tagged(words, at_least, below)
+        sql = f"SELECT image_id, score FROM {scored} ORDER BY score DESC, image_id"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else limit, offset]
+        # fetchall: one guarded call for the whole answer, not one per row (a third of find's time at 10^5)
+        return [(int(i), float(s)) for i, s in self.conn.execute(sql, params).fetchall()]
+
+    def count_tagged(self, words: list[list[str]], at_least: float | None = None) -> int:
+        """How many images ``find_tagged`` finds, counted without ranking them."""
+        if not words or not self.has_tags():
+            return 0
+        scored, params = self._tagged(words, at_least, None)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {scored}", params).fetchone()[0])
+
+    @staticmethod
+    def _tagged(words: list[list[str]], at_least: float | None, below: float | None) -> tuple[str, list]:
+        """A subquery of (image_id, score) for ``find_tagged``, and its parameters."""
         parts: list[str] = []
         params: list[object] = []
         for n, tag_ids in enumerate(words):
@@ -60,12 +80,15 @@ class TagReads:
             params += tag_ids
         joined = parts[0] + "".join(f" JOIN {part} USING (image_id)" for part in parts[1:])
         score = "w0.s" if len(words) == 1 else "MIN(" + ", ".join(f"w{n}.s" for n in range(len(words))) + ")"
-        sql = f"SELECT image_id, {score} AS score FROM {joined} ORDER BY score DESC, image_id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        # fetchall: one guarded call for the whole answer, not one per row (a third of find's time at 10^5)
-        return [(int(i), float(s)) for i, s in self.conn.execute(sql, params).fetchall()]
+        bounds = []
+        if at_least is not None:
+            bounds.append(f"{score} >= ?")
+            params.append(at_least)
+        if below is not None:
+            bounds.append(f"{score} < ?")
+            params.append(below)
+        where = " WHERE " + " AND ".join(bounds) if bounds else ""
+        return f"(SELECT image_id, {score} AS score FROM {joined}{where})", params
 
     def tags_of(self, ids: list[int]) -> dict[int, list[tuple[str, float]]]:
         out: dict[int, list[tuple[str, float]]] = {i: [] for i in ids}

@@ -44,6 +44,30 @@ def test_the_tag_table_ranks_by_the_weakest_word_and_follows_categories(tag_stor
         assert conn.execute("SELECT COUNT(*) FROM image_tags WHERE image_id = ?", (rows["cat.jpg"],)).fetchone()[0] == 0
 
 
+def test_the_tag_table_pages_and_counts_within_score_bounds(tag_store):
+    store, rows = tag_store
+    animal = [["n0-animal"]]
+    assert store.count_tagged(animal) == 2 and store.count_tagged(animal, 0.8) == 1
+    assert store.find_tagged(animal, 1, 1) == [(rows["dog.jpg"], 0.75)]
+    assert store.find_tagged(animal, None, 1) == [(rows["dog.jpg"], 0.75)]
+    assert store.find_tagged(animal, None, at_least=0.8) == [(rows["cat.jpg"], 0.9)]
+    assert store.find_tagged(animal, 3, below=0.9) == [(rows["dog.jpg"], 0.75)]
+    assert store.find_tagged(animal, 3, 5) == [] and store.count_tagged([["n9-none"]]) == 0
+
+
+def test_the_quick_check_counts_images_without_vectors_and_vectors_without_images(tag_store):
+    from index_store.catalog import CatalogReader
+    from index_store.check import quick
+
+    store, rows = tag_store
+    with sqlite3.connect(store.index_dir / "catalog.sqlite") as conn:
+        conn.execute("DELETE FROM vectors WHERE id = ?", (rows["dog.jpg"],))
+        conn.execute("INSERT INTO vectors (id, data) VALUES (?, ?)", (max(rows.values()) + 7, bytes(8)))
+    with CatalogReader.open(store.index_dir) as reader:
+        found = {problem.detail for problem in quick(reader)}
+    assert found == {"1 of 3 images have no stored vector", "1 stored vectors belong to no image"}
+
+
 class InProcessPool:
     """Workers in this process, answering in the reverse order of submission (as a slow first worker would)."""
 
