@@ -216,10 +216,11 @@ def main() -> None:
     shared = corpus
     result = {"words": find_words(shared, env, judged), "tag_sample": tag_sample(shared, env, judged),
               "speed": timing(env, ROOT / "examples" / "photos" / "chelsea.jpg")}
-    from benchmarks.tag_words import documents, judged, resolution
+    from benchmarks.tag_words import documents, judged, misread_views, resolution
 
     result["everyday_words"] = resolution()
-    result["everyday_judged"] = judged(args.judgements)
+    result["everyday_judged"] = judged(args.judgements, result["everyday_words"])
+    result["misread_views"] = misread_views(args.shared, result["everyday_judged"], args.judgements)
     if (args.shared / "gallery").is_dir():
         result["documents"] = documents(args.shared / "gallery", work / "gallery")
     if args.sheets:
@@ -243,6 +244,12 @@ def main() -> None:
     everyday = result["everyday_words"]
     print(f"{everyday['resolved']} of {everyday['words']} everyday words resolve; not: "
           f"{', '.join(w for w, x in everyday['per_word'].items() if not x['resolves'])}")
+    target = result["everyday_judged"]
+    print(f"judged P@10 >= 0.9 for {target['at_0.9_or_more']} of the {target['words_the_data_holds_10_of']} "
+          f"everyday words the data holds 10 photos of; below: {target['below_0.9'] or 'none'}")
+    for word, hits in result["misread_views"].items():
+        for path, scores in hits.items():
+            print(f"  {word}: {path} judged wrong, scored {scores} (as it is, flipped, middle 70%)")
     if "documents" in result:
         print(f"pictures of text returned for {result['documents']['words']} thing words: "
               f"{result['documents']['documents_returned']}")
