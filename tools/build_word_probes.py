@@ -64,24 +64,24 @@ def unpack(packages: dict[str, str], into: Path) -> None:
 
 def source_of(photo: dict, root: Path) -> str:
     """The photo's package, or the origin its package's DEP-5 copyright file gives it when that is not the
-    package's own (the last stanza whose Files pattern matches wins, as DEP-5 says)."""
+    package's own (the last stanza whose Files pattern matches wins, as DEP-5 says), named by the stanza's
+    first pattern."""
     copyright_file = root / photo["package"] / "usr" / "share" / "doc" / photo["package"] / "copyright"
-    stanzas = _copyright_stanzas(copyright_file) if copyright_file.is_file() else []
-    matched = [(patterns, holder) for patterns, holder in stanzas
+    stanzas = _files_stanzas(copyright_file) if copyright_file.is_file() else []
+    matched = [patterns for patterns in stanzas
                if any(pattern == "*" or fnmatch.fnmatch(photo["path"], "*/" + pattern) for pattern in patterns)]
-    if not matched or matched[-1][0] == ["*"]:
+    if not matched or matched[-1] == ["*"]:
         return photo["package"]
-    return f"{photo['package']} ({matched[-1][1]}: {matched[-1][0][0]})"
+    return f"{photo['package']} ({matched[-1][0]})"
 
 
-def _copyright_stanzas(path: Path) -> list[tuple[list[str], str]]:
-    """(Files patterns, Copyright holder) of each files stanza of a DEP-5 copyright file."""
+def _files_stanzas(path: Path) -> list[list[str]]:
+    """The Files patterns of each files stanza of a DEP-5 copyright file, in order."""
     stanzas = []
     for block in re.split(r"\n\s*\n", path.read_text(errors="replace")):
         files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", block, re.MULTILINE)
-        holder = re.search(r"^Copyright:\s*(.*)", block, re.MULTILINE)
         if files:
-            stanzas.append((files.group(1).split(), holder.group(1).strip() if holder else "?"))
+            stanzas.append(files.group(1).split())
     return stanzas
 
 
