@@ -14,7 +14,7 @@ error, so figures measured on them stay held out. The file records, per word, le
 each source with photos of the word is left out in turn, the probe is trained on the others and scores it;
 a probe's tag is shown from the lowest score at which that precision is at least 0.8 (``show_from``). A
 photo's source is its package, or, where the package's machine-readable copyright file names another origin
-for it (Endless Sky's landscapes come from eleven photographers and photo sites), that origin.
+for it, that origin (the Endless Sky landscapes used come from thirteen: photographers, agencies, photo sites).
 
 Output (JSON, a few hundred KB): ``probes``, one per word: its WordNet 3.0 synset, weights and bias, how many
 photos it was trained on and its leave-one-source-out figures; ``sources`` (package, version, photos used).
