@@ -12,7 +12,9 @@ Inputs, both offline and both well kept:
 
 Output (JSON, sorted, a few hundred KB): ``classes`` (1000 synset ids in
 output order), ``probes`` (the synsets of ``word_probes.json``, made by
-``tools/build_word_probes.py``: they and their ancestors are tags too),
+``tools/build_word_probes.py``: they are tags too; an ancestor only a probe
+reaches is kept for the hierarchy but is not searchable, since a probe scores
+its own synset only),
 ``links`` (words that name no tag but that WordNet links, by
 part, member, substance or "see also", to one: a beach is part of a shore),
 ``senses`` (for each word with several meanings, how often

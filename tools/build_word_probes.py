@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -75,6 +76,7 @@ def source_of(photo: dict, root: Path) -> str:
     return f"{photo['package']} ({matched[-1][0]})"
 
 
+@functools.cache  # one read per package, not one per photo
 def _files_stanzas(path: Path) -> list[list[str]]:
     """The Files patterns of each files stanza of a DEP-5 copyright file, in order."""
     stanzas = []
