@@ -55,28 +55,38 @@ def resolution() -> dict:
     return {"words": len(WORDS), "resolved": resolved, "share": round(resolved / len(WORDS), 3), "per_word": rows}
 
 
-def judged(path: Path, resolved: dict) -> dict:
-    """Precision of each everyday word's judged top 10 (``everyday`` in the judgements file): right over shown;
+def judged(path: Path, resolved: dict, shared: Path, env: dict) -> dict:
+    """Precision of each everyday word's current top 10 (`cbir find WORD --json` on the benchmark's index of
+    SHARED) against the judgements (``everyday``: word -> the photos judged right and wrong, from every round):
+    right over shown, and the hits no one has judged yet (``unjudged``, counted as not right until they are);
     and the issue's target, P@10 >= 0.9 for each word whose data holds 10 photos of it (``everyday:in_data``,
     counted by eye). A word judged before it was refused (``resolved``: ``resolution()``'s answer) is set
     apart: `cbir find` no longer returns anything for it."""
     judgements = json.loads(path.read_text()) if path.is_file() else {}
     everyday, in_data = judgements.get("everyday", {}), judgements.get("everyday:in_data", {})
-    rows = {w: {"shown": len(e["right"]) + len(e["wrong"]), "right": len(e["right"]),
-                "precision": round(len(e["right"]) / max(1, len(e["right"]) + len(e["wrong"])), 3),
-                **({"in_data": in_data[w]} if w in in_data else {})}
-            for w, e in everyday.items() if resolved["per_word"].get(w, {}).get("resolves", True)}
+    rows = {}
+    for word, verdict in everyday.items():
+        if not resolved["per_word"].get(word, {}).get("resolves", True):
+            continue
+        proc = subprocess.run([sys.executable, "-m", "cbir", "find", word, "-k", "10", "--json"], env=env,
+                              capture_output=True, text=True, check=True)
+        top = [str(Path(h["path"]).relative_to(shared)) for h in json.loads(proc.stdout)]
+        right = [p for p in top if p in verdict["right"]]
+        rows[word] = {"shown": len(top), "right": len(right), "precision": round(len(right) / max(1, len(top)), 3),
+                      "unjudged": [p for p in top if p not in verdict["right"] and p not in verdict["wrong"]],
+                      "top10": top, **({"in_data": in_data[word]} if word in in_data else {})}
     held = {w: r["precision"] for w, r in rows.items() if r.get("in_data", 0) >= 10}
     return {"per_word": rows, "refused_since_judged": sorted(set(everyday) - set(rows)),
             "words_the_data_holds_10_of": len(held), "at_0.9_or_more": sum(p >= 0.9 for p in held.values()),
             "below_0.9": {w: p for w, p in held.items() if p < 0.9},
+            "unjudged": sum(len(r["unjudged"]) for r in rows.values()),
             "unknown_in_data": sorted(w for w, r in rows.items() if r["shown"] == 10 and "in_data" not in r)}
 
 
 def misread_views(shared: Path, judged_words: dict, judgements: Path) -> dict:
-    """For each word below the target, its judged-wrong hits classified again flipped and with the middle 70%
-    cropped: a misreading that holds in every view is the classifier's, not a fluke of one framing. The word's
-    score in each view (original, flipped, cropped), as `cbir find` scores it."""
+    """For each word below the target, the hits of its top 10 judged wrong, classified again flipped and with the
+    middle 70% cropped: a misreading that holds in every view is the classifier's, not a fluke of one framing.
+    The word's score in each view (original, flipped, cropped), as `cbir find` scores it."""
     import numpy as np
 
     from indexer.engines.load import load_embedder
@@ -88,7 +98,8 @@ def misread_views(shared: Path, judged_words: dict, judgements: Path) -> dict:
     out: dict = {}
     for word in judged_words.get("below_0.9", {}):
         ids = set(load_vocabulary().resolve(word, CATEGORIES))
-        for rel in wrong.get(word, {}).get("wrong", []):
+        judged_wrong = set(wrong.get(word, {}).get("wrong", []))
+        for rel in [p for p in judged_words["per_word"][word]["top10"] if p in judged_wrong]:
             pixels, _ = load_image(shared / rel)
             h, w = pixels.shape[:2]
             dh, dw = int(h * 0.15), int(w * 0.15)

@@ -219,12 +219,12 @@ def main() -> None:
     from benchmarks.tag_words import documents, judged, misread_views, resolution
 
     result["everyday_words"] = resolution()
-    result["everyday_judged"] = judged(args.judgements, result["everyday_words"])
+    result["everyday_judged"] = judged(args.judgements, result["everyday_words"], shared, env)
     result["misread_views"] = misread_views(args.shared, result["everyday_judged"], args.judgements)
     if (args.shared / "gallery").is_dir():
         result["documents"] = documents(args.shared / "gallery", work / "gallery")
     if args.sheets:
-        draw_sheets(result["words"], shared, args.sheets)
+        draw_sheets(result["words"] | result["everyday_judged"]["per_word"], shared, args.sheets)
     if args.scale:
         result["scale"] = scale(args.scale, work)
     print(f"{'word':<11}{'found':>7}{'P@10 folders':>14}{'P@10 checked':>14}{'recall':>8}")
@@ -246,7 +246,8 @@ def main() -> None:
           f"{', '.join(w for w, x in everyday['per_word'].items() if not x['resolves'])}")
     target = result["everyday_judged"]
     print(f"judged P@10 >= 0.9 for {target['at_0.9_or_more']} of the {target['words_the_data_holds_10_of']} "
-          f"everyday words the data holds 10 photos of; below: {target['below_0.9'] or 'none'}")
+          f"everyday words the data holds 10 photos of; below: {target['below_0.9'] or 'none'}; "
+          f"{target['unjudged']} hits not judged yet")
     for word, hits in result["misread_views"].items():
         for path, scores in hits.items():
             print(f"  {word}: {path} judged wrong, scored {scores} (as it is, flipped, middle 70%)")

@@ -47,6 +47,29 @@ def test_probe_words_resolve_and_say_how():
         assert probe["show_from"] is None or figures["precision_by_score"][str(probe["show_from"])] >= 0.8
 
 
+def test_the_judged_photos_and_the_probes_built_from_them_agree():
+    """tools/word_probe_photos.json is what the probes were trained on: each photo judged for the probe words only,
+    never both showing a word and half showing it, listed once, from a package pinned to a version; and the
+    shipped probes name the same packages and photo counts, so they were built from this file."""
+    root = Path(__file__).resolve().parents[1]
+    spec = json.loads((root / "tools" / "word_probe_photos.json").read_text())
+    built = json.loads((root / "cbir" / "data" / "tags" / "word_probes.json").read_text())
+    words = set(spec["judging"])
+    assert words == {probe["word"] for probe in built["probes"]}
+    keys = [(photo["package"], photo["path"]) for photo in spec["photos"]]
+    assert len(keys) == len(set(keys))
+    for photo in spec["photos"]:
+        shows, half = set(photo.get("words", [])), set(photo.get("unsure", []))
+        assert shows | half <= words and not shows & half, photo
+    counts = {name: sum(p == name for p, _ in keys) for name in spec["packages"]}
+    assert {p for p, _ in keys} == set(spec["packages"])
+    assert {s["package"]: (s["version"], s["photos"]) for s in built["sources"]} == {
+        name: (version, counts[name]) for name, version in spec["packages"].items()}
+    for probe in built["probes"]:
+        positives = sum(probe["word"] in photo.get("words", []) for photo in spec["photos"])
+        unsure = sum(probe["word"] in photo.get("unsure", []) for photo in spec["photos"])
+        assert (probe["positives"], probe["negatives"]) == (positives, len(keys) - positives - unsure)
+
 def test_a_probe_scores_its_tag_from_the_embedding_and_shows_it_from_its_own_bar(weights_file):
     from indexer.tags import CATEGORY_PREFIX, Tagger, load_classifier, load_vocabulary
 
