@@ -10,6 +10,7 @@ from cbir.watching.state import read_state
 from index_store.catalog import CatalogReader, catalog_exists, trunk_of
 from index_store.manifest import read_manifest
 from indexer.engines.profile import find_profile
+from indexer.tags import tags_current
 
 
 @dataclass
@@ -26,6 +27,7 @@ class IndexStatus:
     categories: dict[str, int] | None = None
     search_index: str | None = None
     tagged: int = 0  # images with tags (`cbir find`)
+    tags_current: bool = True  # false: made by an older vocabulary or rules; `cbir index` remakes them
     engines: dict | None = None  # which engine runs on this machine, for bulk work and for a query, and why
     watcher: dict | None = None  # the `cbir watch` keeping this index current, if one runs: pid, since, folders
 
@@ -58,6 +60,7 @@ def status_of(reader: CatalogReader | None, index_dir: Path | None = None) -> In
         categories=reader.category_counts(),
         search_index=manifest.description or manifest.index_type if manifest else None,
         tagged=reader.tagged_count(),
+        tags_current=tags_current(reader.stored_tags_version(), reader.model_id),
         engines=engines_on_this_machine(reader.model_id, reader.model_ref),
         watcher=read_state(reader.index_dir),
     )

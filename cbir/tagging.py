@@ -16,7 +16,7 @@ from index_store.check import require_intact
 from indexer.engines.load import load_embedder
 from indexer.loader import load_image
 from indexer.model import resolve_model
-from indexer.tags import Sense, Tag, load_vocabulary
+from indexer.tags import Sense, Tag, load_vocabulary, tags_current
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,24 @@ class Found(Hit):
         return {**super().as_dict(), "tags": self.tags, **self.when, "read_as": self.read_as}
 
 
+@dataclass
+class FoundPage:
+    """A page of a word search: how many images match in all, the page's hits, the best three hits too weak to
+    show (path, score), what each word was read as, and whether the stored tags are this cbir's (else the
+    next `cbir index` remakes them: a word new since then finds nothing yet)."""
+
+    total: int
+    hits: list[Found]
+    below: list[tuple[str, float]]
+    read_as: dict[str, list[Sense]]
+    tags_current: bool
+
+
 def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[Found]:
     """Indexed images whose tags match every word (a synonym, or anything under it), best first. A word the
     vocabulary lacks may name a place where photos were taken (a town or a country); ``taken`` keeps only
     images taken in a year, a month, a day or a range of them ("2023", "2023-06..2023-08")."""
-    return find_page(index_dir, words, k, taken)[1]
+    return find_page(index_dir, words, k, taken).hits
 
 
 # A hit of a word search is shown from this tag score on: on 128 judged top-10 hits of 15 words
@@ -49,11 +62,10 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
 FIND_BAR = 0.25
 
 
-def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None, offset: int = 0,
-              below: list | None = None, read_as: dict | None = None) -> tuple[int, list[Found]]:
-    """``find``, a page at a time: how many images match in all, and the ``k`` from ``offset`` on. Hits under
-    ``FIND_BAR`` are not shown; the best three of them go into ``below`` (path, score), when given. What each
-    word was read as goes into ``read_as`` (word -> its senses), when given."""
+def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
+              offset: int = 0) -> FoundPage:
+    """``find``, a page at a time: the ``k`` hits from ``offset`` on. Hits under ``FIND_BAR`` are not shown;
+    the best three of them are the page's ``below``."""
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
     if offset < 0:
@@ -75,13 +87,12 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                 if not at:
                     raise
                 allowed = at if allowed is None else allowed & at
-        if read_as is not None:
-            read_as.update(senses)
         if taken:
             start, end = taken_range(taken)
             within = catalog.ids_taken(start, end)
             allowed = within if allowed is None else allowed & within
         when: dict[int, dict] = {}
+        below: list[tuple[str, float]] = []
         if wanted:
             if not catalog.has_tags():
                 raise IndexEmptyError(f"index {index_dir} has no tags yet: run `cbir index` once to add them "
@@ -90,14 +101,14 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                 # SQLite counts and cuts the page: a word on all of 10^5 images is never listed whole.
                 total = catalog.count_tagged(wanted, FIND_BAR)
                 ranked = catalog.find_tagged(wanted, k, offset, at_least=FIND_BAR)
-                weak = catalog.find_tagged(wanted, 3, below=FIND_BAR) if below is not None else []
+                weak = catalog.find_tagged(wanted, 3, below=FIND_BAR)
             else:
                 everything = [(i, s) for i, s in catalog.find_tagged(wanted, None) if i in allowed]
                 weak = [(i, s) for i, s in everything if s < FIND_BAR][:3]
                 total, ranked = _page([(i, s) for i, s in everything if s >= FIND_BAR], k, offset)
-            if below is not None and weak:
+            if weak:
                 paths = catalog.rows_by_ids([i for i, _ in weak])
-                below += [(paths[i].path, s) for i, s in weak if i in paths]
+                below = [(paths[i].path, s) for i, s in weak if i in paths]
         else:
             when = catalog.when_of(sorted(allowed or []))
             newest = sorted(allowed or [], key=lambda i: when[i].get("taken_at") or "", reverse=True)
@@ -106,10 +117,12 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         tags = catalog.tags_of([i for i, _ in ranked])
         when = when or catalog.when_of([i for i, _ in ranked])
         vocabulary = load_vocabulary()
-        return total, [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
-                             tags=[vocabulary.name(t) for t, _ in vocabulary.shown(tags.get(i, []), rows[i].category)],
-                             when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
-                       for i, score in ranked if i in rows]
+        hits = [Found(score, rows[i].path, i, rows[i].category, rows[i].category_probs,
+                      tags=[vocabulary.name(t) for t, _ in vocabulary.shown(tags.get(i, []), rows[i].category)],
+                      when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
+                for i, score in ranked if i in rows]
+        return FoundPage(total, hits, below, senses, tags_current(catalog.stored_tags_version(), catalog.model_id))
+
 
 
 def _page(ranked: list[tuple[int, float]], k: int | None, offset: int) -> tuple[int, list[tuple[int, float]]]:

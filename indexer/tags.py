@@ -272,6 +272,12 @@ def tags_version(model_id: str) -> str:
     return f"{load_vocabulary().digest}:{MIN_TAG_SCORE}:{TAG_RULES}:{model_id}"
 
 
+def tags_current(stored_version: str | None, model_id: str | None) -> bool:
+    """Whether tags stored under ``stored_version`` are what this vocabulary, these rules and the index's model
+    would make now (else `cbir index` remakes them). An index without tags, or without a model, has none stale."""
+    return stored_version is None or model_id is None or stored_version == tags_version(model_id)
+
+
 class Tagger:
     """Tags for rows of the catalog: ImageNet tags when the trunk is ImageNet's, and the category. The word
     probes score only the vectors of the trunk they were trained on (``trunk``; None: trust the vectors)."""

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -164,7 +165,9 @@ def test_query_by_id_find_and_library_pages(client):
     assert hits[0]["id"] == cat["id"] and hits[0]["is_query"] and hits[1]["path"].endswith("chelsea-small.jpg")
     assert client.get("/api/query", params={"id": cat["id"], "k": 3, "exclude_self": True}).json()[0]["id"] != cat["id"]
 
-    found = client.get("/api/find", params={"word": "cat"}).json()
+    answer = client.get("/api/find", params={"word": "cat"})
+    found = answer.json()
+    assert answer.headers["X-Tags-Current"] == "true" and int(answer.headers["X-Total-Count"]) >= len(found)
     assert {Path(f["path"]).name for f in found[:2]} == {"chelsea.jpg", "chelsea-small.jpg"}
     assert all("tags" in f for f in found)
     # A tag filter inside a similarity search.
@@ -441,6 +444,17 @@ def test_pages_render_and_errors_are_pages(client):
     assert "Traceback" not in missing.text
     assert client.get("/api/openapi.json").json()["paths"]["/api/query"]
 
+
+def test_a_word_search_over_tags_of_an_older_vocabulary_says_so(fresh):
+    _, index, client, _ = fresh
+    html = {"Accept": "text/html"}
+    assert 'id="tags-stale"' not in client.get("/search?q=cat", headers=html).text
+    with sqlite3.connect(index / "catalog.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = 'an-older-vocabulary' WHERE key = 'tags_version'")
+    assert 'id="tags-stale"' in client.get("/search?q=cat", headers=html).text
+    answer = client.get("/api/find", params={"word": "cat"})
+    assert answer.headers["X-Tags-Current"] == "false" and answer.json()  # still found, by the old tags
+    assert client.get("/api/status").json()["tags_current"] is False
 
 def test_duplicate_groups_come_twenty_to_a_page_and_only_ticked_groups_move(library, tmp_path, env):
     """21 groups (each picture saved twice): two pages; nothing ticked moves nothing; ticked groups move,

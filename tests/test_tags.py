@@ -106,6 +106,24 @@ def test_tags_survive_a_rename_and_old_indexes_get_them_without_embedding(photo_
     assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tagged"] == 10
 
 
+def test_tags_made_by_an_older_vocabulary_are_named_until_cbir_index_remakes_them(photo_tree, cli_env):
+    _index(photo_tree, cli_env)
+    assert "predate" not in run_cbir(["find", "cat"], cli_env).stderr
+    assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tags_current"]
+    # As after an upgrade whose vocabulary learnt new words: the stored tags are the old cbir's.
+    catalog = Path(cli_env["CBIR_HOME"]) / "index" / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:
+        conn.execute("UPDATE meta SET value = 'an-older-vocabulary' WHERE key = 'tags_version'")
+    proc = run_cbir(["find", "cat", "--json"], cli_env)
+    assert proc.returncode == 0 and json.loads(proc.stdout)  # still searched, by the old tags
+    assert "these tags predate this cbir's vocabulary and rules: `cbir index` remakes them" in proc.stderr
+    assert "by an older vocabulary" in run_cbir(["status"], cli_env).stdout
+    assert not json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tags_current"]
+    summary = _index(photo_tree, cli_env)
+    assert summary["added"] == summary["updated"] == 0
+    assert "predate" not in run_cbir(["find", "cat"], cli_env).stderr
+    assert json.loads(run_cbir(["status", "--json"], cli_env).stdout)["tags_current"]
+
 def test_everyday_words_resolve_to_what_can_be_seen_and_cake_is_refused():
     from cbir.errors import UnknownWordError
     from indexer.tags import CATEGORY_PREFIX, load_vocabulary

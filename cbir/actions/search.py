@@ -102,16 +102,16 @@ def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | Non
 
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
               offset: int = 0) -> dict:
-    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar", "read_as"}``; ``below_bar`` holds
-    the best hits too weak to show (path, score), so that an empty answer can say what came closest;
-    ``read_as`` what each word was taken to mean (word -> [{tag, id, how}])."""
-    below: list = []
-    read_as: dict = {}
-    total, found = find_tagged_page(index_dir, words, k, taken, offset, below, read_as)
-    return {"total": total, "offset": offset, "images": [f.as_dict() for f in found],
-            "below_bar": [{"path": p, "score": round(s, 4)} for p, s in below],
+    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar", "read_as", "tags_current"}``;
+    ``below_bar`` holds the best hits too weak to show (path, score), so that an empty answer can say what came
+    closest; ``read_as`` what each word was taken to mean (word -> [{tag, id, how}]); ``tags_current`` is false
+    when the stored tags predate this cbir's vocabulary or rules (`cbir index` remakes them)."""
+    page = find_tagged_page(index_dir, words, k, taken, offset)
+    return {"total": page.total, "offset": offset, "images": [f.as_dict() for f in page.hits],
+            "below_bar": [{"path": p, "score": round(s, 4)} for p, s in page.below],
             "read_as": {word: [{"tag": s.name, "id": s.id, "how": s.how} for s in senses]
-                        for word, senses in read_as.items()}}
+                        for word, senses in page.read_as.items()},
+            "tags_current": page.tags_current}
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

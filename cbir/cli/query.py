@@ -92,6 +92,9 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
         for hit in found:
             emit([f"{hit['score']:.4f}"], [hit["path"]], null)
     what = " and ".join(repr(w) for w in words) or "anything"
+    if words and not page["tags_current"]:
+        echo_err("cbir: these tags predate this cbir's vocabulary and rules: `cbir index` remakes them from the "
+                 "stored vectors (nothing is embedded again); until then, words are found by the old ones")
     for word, senses in page["read_as"].items():
         if {s["tag"] for s in senses} != {word.lower()}:
             names = ", ".join(dict.fromkeys(s["tag"] for s in senses))

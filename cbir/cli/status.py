@@ -48,7 +48,9 @@ def status_cmd(index_dir: str | None, full_check: bool, as_json: bool) -> None:
     click.echo(f"model:  {status.model or 'unrecorded'} ({status.model_id}, {status.dim}-d)")
     if status.categories:
         click.echo("categories: " + ", ".join(f"{c} {n}" for c, n in status.categories.items()))
-    click.echo(f"tags:   {status.tagged} of {status.images} images tagged" if status.tagged else
+    click.echo(f"tags:   {status.tagged} of {status.images} images tagged"
+               + ("" if status.tags_current else " by an older vocabulary (`cbir index` remakes them, without "
+                  "embedding again)") if status.tagged else
                "tags:   none yet (`cbir index` adds them, without embedding again)")
     click.echo(f"size:   {status.disk_bytes / 1e6:.1f} MB on disk")
     if status.search_index:

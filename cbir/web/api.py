@@ -95,9 +95,11 @@ def find(request: Request, response: Response,
          taken: Annotated[str | None, Query(max_length=30, description="2023, 2023-06, 2023-06..2023-08")] = None,
          offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[dict]:
     """`cbir find WORD... [--taken WHEN] [--offset N] --json`: images tagged with every word (or taken at a
-    place a word names), taken when asked, best first; the total is in the X-Total-Count header."""
+    place a word names), taken when asked, best first; the total is in the X-Total-Count header, and
+    X-Tags-Current is "false" when the stored tags predate this cbir's vocabulary (`cbir index` remakes them)."""
     page = search.find_page(server_of(request).index_dir, word or [], k, taken, offset)
     response.headers["X-Total-Count"] = str(page["total"])
+    response.headers["X-Tags-Current"] = "true" if page["tags_current"] else "false"
     return page["images"]
 
 
