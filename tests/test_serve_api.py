@@ -452,9 +452,12 @@ def test_a_word_search_over_tags_of_an_older_vocabulary_says_so(fresh):
     with sqlite3.connect(index / "catalog.sqlite") as conn:
         conn.execute("UPDATE meta SET value = 'an-older-vocabulary' WHERE key = 'tags_version'")
     assert 'id="tags-stale"' in client.get("/search?q=cat", headers=html).text
+    assert 'id="tags-stale"' in client.get("/?tag=cat", headers=html).text
+    assert 'id="tags-stale"' not in client.get("/", headers=html).text  # no word asked: nothing to say
     answer = client.get("/api/find", params={"word": "cat"})
     assert answer.headers["X-Tags-Current"] == "false" and answer.json()  # still found, by the old tags
     assert client.get("/api/status").json()["tags_current"] is False
+    assert "by an older vocabulary" in client.get("/status", headers=html).text
 
 def test_duplicate_groups_come_twenty_to_a_page_and_only_ticked_groups_move(library, tmp_path, env):
     """21 groups (each picture saved twice): two pages; nothing ticked moves nothing; ticked groups move,
