@@ -60,8 +60,9 @@ def judged(path: Path, resolved: dict, shared: Path, env: dict) -> dict:
     SHARED) against the judgements (``everyday``: word -> the photos judged right and wrong, from every round):
     right over shown, and the hits no one has judged yet (``unjudged``, counted as not right until they are);
     and the issue's target, P@10 >= 0.9 for each word whose data holds 10 photos of it (``everyday:in_data``,
-    counted by eye). A word judged before it was refused (``resolved``: ``resolution()``'s answer) is set
-    apart: `cbir find` no longer returns anything for it."""
+    counted by eye; ``unknown_in_data`` names the judged words not counted yet, which the target may cover).
+    A word judged before it was refused (``resolved``: ``resolution()``'s answer) is set apart: `cbir find` no
+    longer returns anything for it."""
     judgements = json.loads(path.read_text()) if path.is_file() else {}
     everyday, in_data = judgements.get("everyday", {}), judgements.get("everyday:in_data", {})
     rows = {}
@@ -80,7 +81,7 @@ def judged(path: Path, resolved: dict, shared: Path, env: dict) -> dict:
             "words_the_data_holds_10_of": len(held), "at_0.9_or_more": sum(p >= 0.9 for p in held.values()),
             "below_0.9": {w: p for w, p in held.items() if p < 0.9},
             "unjudged": sum(len(r["unjudged"]) for r in rows.values()),
-            "unknown_in_data": sorted(w for w, r in rows.items() if r["shown"] == 10 and "in_data" not in r)}
+            "unknown_in_data": sorted(w for w, r in rows.items() if "in_data" not in r)}
 
 
 def misread_views(shared: Path, judged_words: dict, judgements: Path) -> dict:
