@@ -49,13 +49,6 @@ class FoundPage:
     tags_current: bool
 
 
-def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[Found]:
-    """Indexed images whose tags match every word (a synonym, or anything under it), best first. A word the
-    vocabulary lacks may name a place where photos were taken (a town or a country); ``taken`` keeps only
-    images taken in a year, a month, a day or a range of them ("2023", "2023-06..2023-08")."""
-    return find_page(index_dir, words, k, taken).hits
-
-
 # A hit of a word search is shown from this tag score on: on 128 judged top-10 hits of 15 words
 # (benchmarks/tags_judged.json), 0.81 were right from 0.15 (where tags start), 0.83 from 0.25, and only one
 # right hit scored below it. Below the bar a word's hits are guesses (a food photo at 0.16 for "dog").
@@ -64,8 +57,11 @@ FIND_BAR = 0.25
 
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
               offset: int = 0) -> FoundPage:
-    """``find``, a page at a time: the ``k`` hits from ``offset`` on. Hits under ``FIND_BAR`` are not shown;
-    the best three of them are the page's ``below``."""
+    """Indexed images whose tags match every word (a synonym, or anything under it), best first, ``k`` of them
+    from ``offset`` on. A word the vocabulary lacks may name a place where photos were taken (a town or a
+    country); ``taken`` keeps only images taken in a year, a month, a day or a range of them ("2023",
+    "2023-06..2023-08"). Hits under ``FIND_BAR`` are not shown; the best three of them are the page's
+    ``below``."""
     if k is not None and k < 1:
         raise UsageError(f"-k must be at least 1, got {k}")
     if offset < 0:
@@ -122,7 +118,6 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                       when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
                 for i, score in ranked if i in rows]
         return FoundPage(total, hits, below, senses, tags_current(catalog.stored_tags_version(), catalog.model_id))
-
 
 
 def _page(ranked: list[tuple[int, float]], k: int | None, offset: int) -> tuple[int, list[tuple[int, float]]]:

@@ -94,15 +94,11 @@ def query_ids(index_dir: Path, image_ids: list[int], k: int = 10, *, warm: Warm 
         return [h.as_dict() for h in hits if h.id not in set(image_ids)][:k]
 
 
-def find(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None) -> list[dict]:
-    """`cbir find WORD... [--taken WHEN] --json`: indexed images tagged with every word (or taken at a place
-    a word names), taken when asked, best first; with when and where each was taken."""
-    return find_page(index_dir, words, k, taken)["images"]
-
-
 def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str | None = None,
               offset: int = 0) -> dict:
-    """``find`` a page at a time: ``{"total", "offset", "images", "below_bar", "read_as", "tags_current"}``;
+    """`cbir find WORD... [--taken WHEN] [--offset N] --json`, a page of indexed images tagged with every word (or
+    taken at a place a word names), taken when asked, best first, with when and where each was taken:
+    ``{"total", "offset", "images", "below_bar", "read_as", "tags_current"}``;
     ``below_bar`` holds the best hits too weak to show (path, score), so that an empty answer can say what came
     closest; ``read_as`` what each word was taken to mean (word -> [{tag, id, how}]); ``tags_current`` is false
     when the stored tags predate this cbir's vocabulary or rules (`cbir index` remakes them)."""
