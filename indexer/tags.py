@@ -171,11 +171,23 @@ class Vocabulary:
         """What a search word is read as: every synset with that word (or its singular) in one of its usual
         meanings, a category of that name, the everyday-words table's entry and, for a word that names no
         tag, the tags WordNet links it to (a beach is part of a shore). Raises UnknownWordError with the
-        closest words of the vocabulary when nothing can be seen for it."""
+        closest words that can be read when nothing can be seen for it."""
         wanted = " ".join(word.lower().replace("_", " ").split())
-        found = [Sense(CATEGORY_PREFIX + c, c, "category") for c in categories if c.lower() == wanted]
-        everyday = self.everyday.get(wanted, {})
-        for form in [] if everyday.get("only") else _singulars(wanted):
+        found = self._read(wanted, categories)
+        if found:
+            return found
+        choices = sorted(set(self.by_word) | set(self.everyday) | {c.lower() for c in categories})
+        close = [w for w in difflib.get_close_matches(wanted, choices, n=20, cutoff=0.6)
+                 if w not in _singulars(wanted) and self._read(w, categories)][:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
+        raise UnknownWordError(f"no tag for {word!r}{hint}", close)
+
+    def _read(self, wanted: str, categories: list[str]) -> list[Sense]:
+        """``senses`` of a lowercased word, or none."""
+        forms = _singulars(wanted)
+        found = [Sense(CATEGORY_PREFIX + c, c, "category") for c in categories if c.lower() in forms]
+        everyday = next((self.everyday[form] for form in forms if form in self.everyday), {})
+        for form in [] if everyday.get("only") else forms:
             if form in self.by_word:
                 found += [Sense(sid, self.name(sid), "WordNet: " + ", ".join(self.words[sid]) + self._probed(sid))
                           for sid in self.by_word[form] if self._meant(form, sid)]
@@ -185,25 +197,20 @@ class Vocabulary:
         found += [Sense(CATEGORY_PREFIX + c, c, "everyday words: " + everyday["reason"])
                   for c in everyday.get("categories", []) if c in categories]
         if not found:
-            for form in _singulars(wanted):
+            for form in forms:
                 if form in self.links:
                     found = [Sense(sid, self.name(sid), f"WordNet: {form}: {relation} {self.name(sid)}"
                                    + self._probed(sid)) for relation, sid in self.links[form]]
                     break
-        if found:
-            return list({sense.id: sense for sense in reversed(found)}.values())[::-1]
-        choices = sorted(set(self.by_word) | set(self.everyday) | {c.lower() for c in categories})
-        close = difflib.get_close_matches(wanted, choices, n=5, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
-        raise UnknownWordError(f"no tag for {word!r}{hint}", close)
+        return list({sense.id: sense for sense in reversed(found)}.values())[::-1]
 
     def words_starting(self, prefix: str, categories: list[str]) -> set[str]:
         """Every word ``senses`` can read that starts with ``prefix``: the tags' words, the everyday-words
         table's (those of categories only when the index has one of them), WordNet's linked words and the
         categories."""
         present = {c.lower() for c in categories}
-        everyday = {w for w, e in self.everyday.items() if e.get("tags") or present & set(e.get("categories", []))}
-        return {w for words in (self.by_word, everyday, self.links, present) for w in words if w.startswith(prefix)}
+        return {w for words in (self.by_word, self.everyday, self.links, present) for w in words
+                if w.startswith(prefix) and self._read(w, categories)}
 
     def _probed(self, sid: str) -> str:
         return " (seen by cbir's own probe for it)" if self.probes is not None and sid in self.probes.show_from else ""
@@ -236,13 +243,13 @@ class Vocabulary:
         return found
 
     def _meant(self, word: str, sid: str) -> bool:
-        """Whether a search for ``word`` means synset ``sid``: one of its usual meanings (tagged at least a
-        quarter as often as its most frequent one in WordNet's concordance, ``SENSE_SHARE``), or a thing the
-        network knows by that name (an ImageNet class: "mouse" finds computer mice)."""
+        """Whether a search for ``word`` means synset ``sid``: one of its usual meanings in WordNet's
+        concordance (``usual_sense``), or a thing the network knows by that name (an ImageNet class: "mouse"
+        finds computer mice)."""
         senses = self._senses.get(word)
         if senses is None or sid not in senses["counts"] or sid in self._class_set or not senses["max"]:
             return True
-        return senses["counts"][sid] >= SENSE_SHARE * senses["max"]
+        return usual_sense(senses["counts"][sid], senses["max"])
 
 
 def imagenet_probabilities(vectors: np.ndarray, norms: np.ndarray, classifier: tuple[np.ndarray, np.ndarray]
@@ -336,6 +343,14 @@ def load_classifier(weights_path: str | Path) -> tuple[np.ndarray, np.ndarray] |
     if (2048, 1000) not in found or (1000,) not in found:
         return None
     return found[(2048, 1000)], found[(1000,)]
+
+
+def usual_sense(count: int, most: int) -> bool:
+    """Whether a sense WordNet's concordance tagged ``count`` times is a usual meaning of a word whose
+    commonest sense it tagged ``most`` times: at least ``SENSE_SHARE`` as often, counting one more of each.
+    The concordance is small, so counts of 0 against 1 or 2 are chance: "whale" the animal (0) against a
+    very large person (1) is a usual meaning; the railcar (2) against the automobile (71) is not."""
+    return count + 1 >= SENSE_SHARE * (most + 1)
 
 
 def _ancestors(sid: str, synsets: dict[str, dict]) -> set[str]:

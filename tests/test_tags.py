@@ -146,6 +146,31 @@ def test_everyday_words_resolve_to_what_can_be_seen_and_cake_is_refused():
     assert every <= set(vocabulary.tag_ids)  # the table names only tags the vocabulary has
 
 
+def test_plurals_small_sense_counts_and_suggestions_that_can_be_read():
+    from cbir.errors import UnknownWordError
+    from indexer.tags import CATEGORY_PREFIX, load_vocabulary
+
+    vocabulary = load_vocabulary()
+    categories = ["food", "landscape", "people", "receipt", "screenshot"]
+    # A plural is read as its singular in the everyday-words table and the categories too.
+    assert vocabulary.resolve("documents", categories) == [CATEGORY_PREFIX + "receipt"]
+    assert vocabulary.resolve("landscapes", categories) == [CATEGORY_PREFIX + "landscape"]
+    assert vocabulary.resolve("lakes", []) == vocabulary.resolve("lake", [])
+    assert vocabulary.resolve("children", categories) == [CATEGORY_PREFIX + "people"]  # irregular: its own entry
+    assert set(vocabulary.resolve("text", categories)) == {CATEGORY_PREFIX + "receipt", CATEGORY_PREFIX + "screenshot"}
+    # WordNet's concordance tagged the animal 0 times and "a very large person" once: chance, not usage.
+    assert vocabulary.resolve("whale", []) == ["n02062744"]
+    assert "whale" in vocabulary.words_starting("whal", [])
+    for word in ("shell", "cycle", "sky"):
+        with pytest.raises(UnknownWordError) as refused:
+            vocabulary.resolve(word, categories)
+        suggested = refused.value.suggestions
+        assert suggested and word not in suggested
+        for other in suggested:
+            assert vocabulary.resolve(other, categories)  # never a word that would be refused in turn
+        assert word not in vocabulary.words_starting(word[:3], categories)
+
+
 def test_a_picture_of_text_gets_its_category_and_no_object_tags():
     from indexer.tags import load_vocabulary
 

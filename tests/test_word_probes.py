@@ -32,7 +32,7 @@ def test_probe_words_resolve_and_say_how():
         vocabulary.resolve("park", [])  # part of an "urban area", which nothing can score: refused, not empty
     (forest,) = vocabulary.senses("forest", [])  # WordNet: a forest has trees as members
     assert forest.id == TREE and forest.how.startswith("WordNet: forest: has member tree")
-    for word in ("selfie", "family"):  # broader matches through the people category, and they say so
+    for word in ("selfie", "family", "man", "kids"):  # broader matches through the people category, and say so
         (sense,) = vocabulary.senses(word, CATEGORIES)
         assert sense.id == CATEGORY_PREFIX + "people" and "broader" in sense.how
     with pytest.raises(UnknownWordError):

@@ -185,8 +185,10 @@ def _ancestry(sids: list[str], nouns: dict) -> set[str]:
 def linked_words(wordnet: Path, keep: dict[str, dict], senses: dict[str, list[tuple[str, int]]]
                  ) -> dict[str, list[list[str]]]:
     """Words that name no tag but whose usual meaning WordNet links to a tag by LINKS: word -> [[relation,
-    tag id]]. Usual: as ``indexer.tags.SENSE_SHARE`` reads a word, at least a quarter as often meant as its
-    commonest sense (the first when WordNet counted none)."""
+    tag id]]. Usual: at least a quarter as often meant as its commonest sense (``indexer.tags.SENSE_SHARE``;
+    the first sense when WordNet counted none), with no allowance for small counts: ``indexer.tags.usual_sense``
+    gives a word's own senses that allowance, but a word that only leads to a tag through a link is a weaker
+    reading (counting one more of each here would let "wedding" find ImageNet's groom, and "stop" cameras)."""
     links = read_links(wordnet)
     known = {w.lower() for s in keep.values() for w in s["words"]}
     out: dict[str, list[list[str]]] = {}
