@@ -20,6 +20,11 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def run_cbir(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    """``python -m cbir ARGS`` as a user would run it, in ``env`` (its CBIR_HOME); stdout and stderr kept."""
+    return subprocess.run([sys.executable, "-m", "cbir", *args], env=env, capture_output=True, text=True)
+
+
 def machine() -> dict:
     """The machine a figure was measured on: CPU model, notable flags, cores, engine libraries."""
     from indexer.engines.machine import describe

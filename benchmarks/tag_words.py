@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from benchmarks.common import run_cbir
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["dog", "cat", "bird", "horse", "fish", "beach", "mountain", "sea", "lake", "snow", "sunset", "city",
@@ -69,8 +69,8 @@ def judged(path: Path, resolved: dict, shared: Path, env: dict) -> dict:
     for word, verdict in everyday.items():
         if not resolved["per_word"].get(word, {}).get("resolves", True):
             continue
-        proc = subprocess.run([sys.executable, "-m", "cbir", "find", word, "-k", "10", "--json"], env=env,
-                              capture_output=True, text=True, check=True)
+        proc = run_cbir(["find", word, "-k", "10", "--json"], env)
+        proc.check_returncode()
         top = [str(Path(h["path"]).relative_to(shared)) for h in json.loads(proc.stdout)]
         right = [p for p in top if p in verdict["right"]]
         rows[word] = {"shown": len(top), "right": len(right), "precision": round(len(right) / max(1, len(top)), 3),
@@ -115,11 +115,10 @@ def misread_views(shared: Path, judged_words: dict, judgements: Path) -> dict:
 
 def documents(gallery: Path, work: Path) -> dict:
     env = dict(os.environ, CBIR_HOME=str(work / "home"))
-    subprocess.run([sys.executable, "-m", "cbir", "index", str(gallery), "-q"], env=env, check=True)
+    run_cbir(["index", str(gallery), "-q"], env).check_returncode()
     found = {}
     for word in THINGS:
-        proc = subprocess.run([sys.executable, "-m", "cbir", "find", word, "-k", "50", "--json"], env=env,
-                              capture_output=True, text=True)
+        proc = run_cbir(["find", word, "-k", "50", "--json"], env)
         if proc.returncode != 0:
             continue  # the word does not resolve: nothing is returned for it
         hits = json.loads(proc.stdout)

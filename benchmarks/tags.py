@@ -33,13 +33,11 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import emit_json
+from benchmarks.common import emit_json, run_cbir
 
 ROOT = Path(__file__).resolve().parents[1]
 FOOD = "retrieval_food_groups"
@@ -72,15 +70,11 @@ def photos(shared: Path) -> list[Path]:
     return sorted(p for f in folders for p in f.rglob("*") if p.suffix.lower() in EXTENSIONS)
 
 
-def run(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cbir", *args], env=env, capture_output=True, text=True)
-
-
 def find_words(shared: Path, env: dict, judged: dict) -> dict:
     everything = {str(p.relative_to(shared)) for p in photos(shared)}
     results = {}
     for word, folders in WORDS.items():
-        proc = run(["find", word, "-k", "1000000", "--json"], env)
+        proc = run_cbir(["find", word, "-k", "1000000", "--json"], env)
         if proc.returncode != 0:
             results[word] = {"error": proc.stderr.strip().splitlines()[-1]}
             continue
@@ -110,7 +104,7 @@ def tag_sample(shared: Path, env: dict, judged: dict, n: int = 50) -> dict:
     calibration = random.Random(1).sample(rest, 60)
 
     def tagged(paths: list[Path]) -> dict:
-        proc = run(["tags", *map(str, paths), "--json"], env)
+        proc = run_cbir(["tags", *map(str, paths), "--json"], env)
         proc.check_returncode()
         return {str(Path(e["path"]).relative_to(shared)): e for e in json.loads(proc.stdout)}
 
@@ -161,7 +155,7 @@ def timing(env: dict, photo: Path, runs: int = 5) -> dict:
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
-        run(["tags", str(photo)], env).check_returncode()
+        run_cbir(["tags", str(photo)], env).check_returncode()
         seconds.append(time.perf_counter() - started)
     return {"tags_cold_s_median": round(statistics.median(seconds), 2), "runs": runs}
 
@@ -191,7 +185,7 @@ def scale(n: int, work: Path) -> dict:
     seconds = []
     for _ in range(5):
         started = time.perf_counter()
-        run(["find", word, "--index", str(index_dir)], env).check_returncode()
+        run_cbir(["find", word, "--index", str(index_dir)], env).check_returncode()
         seconds.append(time.perf_counter() - started)
     return {"images": n, "tag_rows": rows, "retag_s": round(retag_s, 1), "word": word,
             "images_with_word": common[1], "find_s_median": round(float(np.median(seconds)), 2)}
@@ -211,7 +205,7 @@ def main() -> None:
     corpus = work / "corpus"
     # The index holds links to the photos, so that paths stay relative to the data folder.
     corpus.symlink_to(args.shared.resolve())
-    index = run(["index", str(corpus), "-q"], env)
+    index = run_cbir(["index", str(corpus), "-q"], env)
     index.check_returncode()
     shared = corpus
     result = {"words": find_words(shared, env, judged), "tag_sample": tag_sample(shared, env, judged),
