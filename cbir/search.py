@@ -126,9 +126,35 @@ class Searcher:
         return search_within(self.index, vector.reshape(1, -1), fetch, allowed)
 
 
+LONGEST_PHRASE = 4  # words in one search term: "golden retriever", "screen capture", "rio de janeiro"
+
+
+def phrases(reader, words: list[str], places: bool = False) -> list[str]:
+    """The search terms in ``words``: each split on spaces, then, from the left, the longest run of words the
+    vocabulary can read (with ``places``, or that names a place photos were taken) as one term, else one word.
+    "ice cream" is one thing, not ice and cream; "dog cat" is two. The web gives one string (its search box, a
+    tag's link), the command line several arguments, quoted or not: both mean the same search."""
+    tokens = [token for word in words for token in word.split()]
+    vocabulary = load_vocabulary()
+    categories = reader.category_names() if reader is not None else []
+    terms = []
+    start = 0
+    while start < len(tokens):
+        end = start + 1
+        for longer in range(min(len(tokens), start + LONGEST_PHRASE), start + 1, -1):
+            phrase = " ".join(tokens[start:longer])
+            if vocabulary.read(phrase, categories) or (places and reader is not None and reader.ids_at_place(phrase)):
+                end = longer
+                break
+        terms.append(" ".join(tokens[start:end]))
+        start = end
+    return terms
+
+
 def words_to_tags(reader, words: list[str]) -> list[list[str]]:
-    """Each word as the tag ids it means; UnknownWordError (with suggestions) for a word the vocabulary lacks."""
-    return [sorted({sense.id for sense in senses}) for senses in words_to_senses(reader, words)]
+    """Each search term of ``words`` (``phrases``) as the tag ids it means; UnknownWordError (with suggestions)
+    for a term the vocabulary lacks."""
+    return [sorted({sense.id for sense in senses}) for senses in words_to_senses(reader, phrases(reader, words))]
 
 
 def words_to_senses(reader, words: list[str]) -> list[list[Sense]]:

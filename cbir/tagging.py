@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cbir.errors import IndexEmptyError, UnknownWordError, UsageError
-from cbir.search import Hit, check_query_args, words_to_senses
+from cbir.search import Hit, check_query_args, phrases, words_to_senses
 from index_store.catalog import CatalogReader
 from index_store.check import require_intact
 from indexer.engines.load import load_embedder
@@ -39,14 +39,16 @@ class Found(Hit):
 @dataclass
 class FoundPage:
     """A page of a word search: how many images match in all, the page's hits, the best three hits too weak to
-    show (path, score), what each word was read as, and whether the stored tags are this cbir's (else the
-    next `cbir index` remakes them: a word new since then finds nothing yet)."""
+    show (path, score), what each word was read as, whether the stored tags are this cbir's (else the next
+    `cbir index` remakes them: a word new since then finds nothing yet), and the search's terms (``phrases``:
+    "ice cream" is one)."""
 
     total: int
     hits: list[Found]
     below: list[tuple[str, float]]
     read_as: dict[str, list[Sense]]
     tags_current: bool
+    terms: list[str]
 
 
 # A hit of a word search is shown from this tag score on: on 128 judged top-10 hits of 15 words
@@ -66,15 +68,16 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         raise UsageError(f"-k must be at least 1, got {k}")
     if offset < 0:
         raise UsageError(f"the offset must be 0 or more, got {offset}")
-    if not words and not taken:
-        raise UsageError("give at least one word to find, or --taken")
     with CatalogReader.open(index_dir) as catalog:
         catalog.require_images()
         require_intact(catalog)
+        terms = phrases(catalog, words, places=True)
+        if not terms and not taken:
+            raise UsageError("give at least one word to find, or --taken")
         allowed: set[int] | None = None
         wanted: list[list[str]] = []  # each tag word's tag ids, resolved once
         senses: dict[str, list[Sense]] = {}
-        for word in words:
+        for word in terms:
             try:
                 senses[word] = words_to_senses(catalog, [word])[0]
                 wanted.append(sorted({sense.id for sense in senses[word]}))
@@ -117,7 +120,8 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
                       tags=[vocabulary.name(t) for t, _ in vocabulary.shown(tags.get(i, []), rows[i].category)],
                       when=when.get(i, {}), read_as=_read_as(senses, dict(tags.get(i, []))))
                 for i, score in ranked if i in rows]
-        return FoundPage(total, hits, below, senses, tags_current(catalog.stored_tags_version(), catalog.model_id))
+        return FoundPage(total, hits, below, senses, tags_current(catalog.stored_tags_version(), catalog.model_id),
+                         terms)
 
 
 def _page(ranked: list[tuple[int, float]], k: int | None, offset: int) -> tuple[int, list[tuple[int, float]]]:

@@ -172,19 +172,19 @@ class Vocabulary:
         meanings, a category of that name, the everyday-words table's entry and, for a word that names no
         tag, the tags WordNet links it to (a beach is part of a shore). Raises UnknownWordError with the
         closest words that can be read when nothing can be seen for it."""
-        wanted = " ".join(word.lower().replace("_", " ").split())
-        found = self._read(wanted, categories)
+        found = self.read(word, categories)
         if found:
             return found
+        wanted = _normal(word)
         choices = sorted(set(self.by_word) | set(self.everyday) | {c.lower() for c in categories})
         close = [w for w in difflib.get_close_matches(wanted, choices, n=20, cutoff=0.6)
-                 if w not in _singulars(wanted) and self._read(w, categories)][:5]
+                 if w not in _singulars(wanted) and self.read(w, categories)][:5]
         hint = f"; did you mean {', '.join(close)}?" if close else "; try a more common word (dog, car, food)"
         raise UnknownWordError(f"no tag for {word!r}{hint}", close)
 
-    def _read(self, wanted: str, categories: list[str]) -> list[Sense]:
-        """``senses`` of a lowercased word, or none."""
-        forms = _singulars(wanted)
+    def read(self, word: str, categories: list[str]) -> list[Sense]:
+        """``senses``, or none when nothing can be seen for the word."""
+        forms = _singulars(_normal(word))
         found = [Sense(CATEGORY_PREFIX + c, c, "category") for c in categories if c.lower() in forms]
         everyday = next((self.everyday[form] for form in forms if form in self.everyday), {})
         for form in [] if everyday.get("only") else forms:
@@ -210,7 +210,7 @@ class Vocabulary:
         categories."""
         present = {c.lower() for c in categories}
         return {w for words in (self.by_word, self.everyday, self.links, present) for w in words
-                if w.startswith(prefix) and self._read(w, categories)}
+                if w.startswith(prefix) and self.read(w, categories)}
 
     def _probed(self, sid: str) -> str:
         return " (seen by cbir's own probe for it)" if self.probes is not None and sid in self.probes.show_from else ""
@@ -367,6 +367,11 @@ def _ancestors(sid: str, synsets: dict[str, dict]) -> set[str]:
 def _depth(sid: str, synsets: dict[str, dict]) -> int:
     parents = synsets[sid]["parents"]
     return 0 if not parents else 1 + max(_depth(p, synsets) for p in parents)
+
+
+def _normal(word: str) -> str:
+    """A search word as the vocabulary spells its words: lower case, ``_`` as space, single spaces."""
+    return " ".join(word.lower().replace("_", " ").split())
 
 
 def _singulars(word: str) -> list[str]:

@@ -183,6 +183,15 @@ def test_query_by_id_find_and_library_pages(client):
     assert receipts["total"] >= 2 and all(i["category"] == "receipt" for i in receipts["images"])
     cats = client.get("/api/images", params={"tag": "cat"}).json()
     assert {Path(i["path"]).name for i in cats["images"]} >= {"chelsea.jpg", "chelsea-small.jpg"}
+    # A tag of several words, as the image page links it and as typed in the search box or the tag filter, is one
+    # term: "domestic cat", not "domestic" and "cat".
+    html = {"Accept": "text/html"}
+    named = [t["tag"] for t in client.get(f"/api/images/{cat['id']}").json()["tags"] if " " in t["tag"]]
+    assert named
+    for tag in named:
+        page = client.get("/search", params={"q": tag}, headers=html).text
+        assert "chelsea.jpg" in page and 'id="unknown-word"' not in page
+    assert "chelsea.jpg" in client.get("/", params={"tag": named[0]}, headers=html).text
     # The word box suggests every word a search reads: tags, everyday words, linked words, categories.
     for prefix, word in (("ca", "cat"), ("bea", "beach"), ("fore", "forest"), ("selfi", "selfie"), ("rec", "receipt")):
         suggested = client.get("/api/words", params={"prefix": prefix}).json()

@@ -264,3 +264,20 @@ def test_a_search_word_says_what_it_was_read_as(photo_tree, cli_env):
     assert Path(hits[0]["path"]).name == "chelsea.jpg"
     assert hits[0]["read_as"]["kitty"]["tag"] == "domestic cat" and "kitty" in hits[0]["read_as"]["kitty"]["how"]
     assert "'kitty' read as domestic cat (WordNet: domestic cat, house cat" in proc.stderr
+
+
+def test_words_that_name_one_thing_are_one_search_term(photo_tree, cli_env):
+    from cbir.search import phrases
+
+    assert phrases(None, ["golden", "retriever"]) == ["golden retriever"]  # arguments, unquoted
+    assert phrases(None, ["golden retriever puppy"]) == ["golden retriever", "puppy"]  # one string (the web's box)
+    assert phrases(None, ["dog cat"]) == ["dog", "cat"]
+    assert phrases(None, ["ice", "cream", "cone"]) == ["ice cream", "cone"]
+    assert phrases(None, ["  "]) == []
+    _index(photo_tree, cli_env)
+    cats = {Path(h["path"]).name for h in _find(cli_env, "domestic", "cat")}
+    assert cats == {Path(h["path"]).name for h in _find(cli_env, "domestic cat")} and "chelsea.jpg" in cats
+    proc = run_cbir(["find", "qwertyuiop", "cat"], cli_env)
+    assert proc.returncode == 2 and "no tag for 'qwertyuiop'" in proc.stderr
+    proc = run_cbir(["find", "  "], cli_env)
+    assert proc.returncode == 2 and "give at least one word" in proc.stderr

@@ -98,16 +98,17 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
               offset: int = 0) -> dict:
     """`cbir find WORD... [--taken WHEN] [--offset N] --json`, a page of indexed images tagged with every word (or
     taken at a place a word names), taken when asked, best first, with when and where each was taken:
-    ``{"total", "offset", "images", "below_bar", "read_as", "tags_current"}``;
+    ``{"total", "offset", "images", "below_bar", "read_as", "tags_current", "terms"}``;
     ``below_bar`` holds the best hits too weak to show (path, score), so that an empty answer can say what came
     closest; ``read_as`` what each word was taken to mean (word -> [{tag, id, how}]); ``tags_current`` is false
-    when the stored tags predate this cbir's vocabulary or rules (`cbir index` remakes them)."""
+    when the stored tags predate this cbir's vocabulary or rules (`cbir index` remakes them); ``terms`` the search
+    terms the words make ("ice cream" is one, "dog cat" two: ``cbir.search.phrases``)."""
     page = find_tagged_page(index_dir, words, k, taken, offset)
     return {"total": page.total, "offset": offset, "images": [f.as_dict() for f in page.hits],
             "below_bar": [{"path": p, "score": round(s, 4)} for p, s in page.below],
             "read_as": {word: [{"tag": s.name, "id": s.id, "how": s.how} for s in senses]
                         for word, senses in page.read_as.items()},
-            "tags_current": page.tags_current}
+            "tags_current": page.tags_current, "terms": page.terms}
 
 
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,

@@ -80,7 +80,8 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
 
     A word matches its synonyms and everything under it: `cbir find dog` finds every breed, `cbir find
     animal` every animal; category names (food, screenshot, other...) work too. Tags come from the
-    ImageNet classes the model sees and WordNet; see `cbir tags IMAGE`. A word may also be a place photos
+    ImageNet classes the model sees and WordNet; see `cbir tags IMAGE`. Words that name one thing together
+    are one term (`cbir find golden retriever`, `cbir find ice cream`). A word may also be a place photos
     were taken (`cbir find paris`, from their GPS position), and --taken keeps a time span.
     """
     setup_logging()
@@ -91,8 +92,8 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
     else:
         for hit in found:
             emit([f"{hit['score']:.4f}"], [hit["path"]], null)
-    what = " and ".join(repr(w) for w in words) or "anything"
-    if words and not page["tags_current"]:
+    what = " and ".join(repr(w) for w in page["terms"]) or "anything"
+    if page["terms"] and not page["tags_current"]:
         echo_err("cbir: these tags predate this cbir's vocabulary and rules: `cbir index` remakes them from the "
                  "stored vectors (nothing is embedded again); until then, words are found by the old ones")
     for word, senses in page["read_as"].items():
