@@ -26,6 +26,33 @@ WORDS = ["dog", "cat", "bird", "horse", "fish", "beach", "mountain", "sea", "lak
 THINGS = ["dog", "cat", "bird", "horse", "fish", "flower", "tree", "car", "bicycle", "boat", "train", "airplane",
           "pizza", "coffee", "cake"]
 CATEGORIES = ["food", "landscape", "people", "receipt", "screenshot"]
+# More words people search their photos for (people, pets, food, places, weather and seasons, events, things,
+# documents, plurals), listed 2026-12-07 to find the words the vocabulary refuses; whether they resolve is
+# reported, not how well they find (nobody judged their hits).
+MORE_WORDS = [
+    "kids", "kid", "children", "dogs", "cats", "flowers", "mountains", "selfies", "friends", "house", "houses",
+    "garden", "trees", "sky", "clouds", "cloud", "night", "street", "building", "buildings", "museum", "art",
+    "painting", "paintings", "statue", "boats", "ship", "trains", "plane", "planes", "bike", "motorcycle", "bus",
+    "truck", "horses", "birds", "butterfly", "insect", "insects", "spider", "burger", "hamburger", "beer", "wine",
+    "drink", "drinks", "fruit", "fruits", "apple", "apples", "banana", "orange", "bread", "cheese", "pasta", "salad",
+    "soup", "rice", "meat", "chicken", "egg", "eggs", "computer", "laptop", "phone", "keyboard", "book", "books",
+    "document", "documents", "receipts", "screenshots", "text", "sign", "signs", "map", "chart", "menu", "ticket",
+    "passport", "whiteboard", "note", "notes", "shoes", "dress", "shirt", "hat", "glasses", "watch", "bag", "toy",
+    "toys", "teddy", "ball", "guitar", "piano", "stadium", "football", "soccer", "tennis", "pool", "lakes",
+    "waterfall", "desert", "island", "ocean", "waves", "wave", "rock", "rocks", "cave", "tower", "hotel",
+    "restaurant", "kitchen", "bedroom", "bathroom", "office", "road", "traffic", "fireworks", "concert", "stage",
+    "sport", "gym", "hiking", "camping", "tent", "fire", "candle", "lamp", "rose", "roses", "sunflower", "tulip",
+    "leaf", "leaves", "autumn", "winter", "summer", "rain", "moon", "stars", "star", "sun", "rainbow", "portraits",
+    "face", "faces", "man", "men", "woman", "women", "girl", "boy", "child", "old", "group", "crowd", "team",
+    "couple", "pet", "pets", "puppy", "kitten", "rabbit", "cow", "cows", "sheep", "pig", "duck", "goose", "elephant",
+    "lion", "tiger", "bear", "monkey", "giraffe", "zebra", "deer", "fox", "wolf", "squirrel", "turtle", "snake",
+    "frog", "lizard", "shark", "whale", "whales", "dolphin", "jellyfish", "crab", "lobster", "shell", "shells",
+    "invoice", "invoices", "bill", "bills", "scenery", "nature", "view", "views", "meal", "meals", "dish", "dishes",
+    "person", "landscapes", "vegetable", "vegetables", "sushi", "sandwich", "icecream", "dessert", "cookie",
+    "chocolate", "tea", "juice", "bottle", "cup", "glass", "plate", "table", "chair", "sofa", "bed", "window",
+    "door", "wall", "floor", "roof", "garage", "park", "parking", "skyscraper", "skyline", "village", "farm",
+    "field", "grass"
+]
 
 
 def resolution() -> dict:
@@ -53,6 +80,21 @@ def resolution() -> dict:
         rows[word] = {"resolves": True, "how": how, "tags": [vocabulary.name(i) for i in ids][:8]}
     resolved = sum(r["resolves"] for r in rows.values())
     return {"words": len(WORDS), "resolved": resolved, "share": round(resolved / len(WORDS), 3), "per_word": rows}
+
+
+def more_words() -> dict:
+    """How many of MORE_WORDS resolve to something that can be seen, and the ones refused."""
+    from cbir.errors import UnknownWordError
+    from indexer.tags import load_vocabulary
+
+    vocabulary = load_vocabulary()
+    refused = []
+    for word in MORE_WORDS:
+        try:
+            vocabulary.resolve(word, CATEGORIES)
+        except UnknownWordError:
+            refused.append(word)
+    return {"words": len(MORE_WORDS), "resolved": len(MORE_WORDS) - len(refused), "refused": refused}
 
 
 def judged(path: Path, resolved: dict, shared: Path, env: dict) -> dict:

@@ -210,9 +210,10 @@ def main() -> None:
     shared = corpus
     result = {"words": find_words(shared, env, judged), "tag_sample": tag_sample(shared, env, judged),
               "speed": timing(env, ROOT / "examples" / "photos" / "chelsea.jpg")}
-    from benchmarks.tag_words import documents, judged, misread_views, resolution
+    from benchmarks.tag_words import documents, judged, misread_views, more_words, resolution
 
     result["everyday_words"] = resolution()
+    result["more_words"] = more_words()
     result["everyday_judged"] = judged(args.judgements, result["everyday_words"], shared, env)
     result["misread_views"] = misread_views(args.shared, result["everyday_judged"], args.judgements)
     if (args.shared / "gallery").is_dir():
@@ -238,6 +239,9 @@ def main() -> None:
     everyday = result["everyday_words"]
     print(f"{everyday['resolved']} of {everyday['words']} everyday words resolve; not: "
           f"{', '.join(w for w, x in everyday['per_word'].items() if not x['resolves'])}")
+    more = result["more_words"]
+    print(f"{more['resolved']} of {more['words']} more search words resolve (not judged); not: "
+          f"{', '.join(more['refused'])}")
     target = result["everyday_judged"]
     print(f"judged P@10 >= 0.9 for {target['at_0.9_or_more']} of the {target['words_the_data_holds_10_of']} "
           f"everyday words the data holds 10 photos of; below: {target['below_0.9'] or 'none'}; "
