@@ -243,9 +243,14 @@ def test_a_clean_killed_mid_run_loses_nothing_and_undo_restores_everything(tmp_p
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    # Every file is at its old path or its new one, exactly once.
+    # Every file is at its old path or its new one, exactly once; except that a kill between a move's two steps
+    # (the new name linked, the old one not yet removed) leaves that one file under both names, one inode, which
+    # the next clean or undo settles.
     after = snapshot(root)
-    assert sorted(after.values()) == sorted(before.values())
+    doubled = [p for p in root.rglob("*") if p.is_file() and p.stat().st_nlink > 1]
+    assert not doubled or (len(doubled) == 2 and doubled[0].stat().st_ino == doubled[1].stat().st_ino)
+    assert sorted(after.values()) == sorted([*before.values(), *(after[str(doubled[0].relative_to(root))]
+                                                                  for _ in doubled[1:])])
     assert sum(1 for rel in after if not rel.startswith("d")) >= 20  # moved into category folders
 
     history = json.loads(run_cbir(["history", "--json"], cli_env).stdout)

@@ -192,6 +192,10 @@ def test_query_by_id_find_and_library_pages(client):
         page = client.get("/search", params={"q": tag}, headers=html).text
         assert "chelsea.jpg" in page and 'id="unknown-word"' not in page
     assert "chelsea.jpg" in client.get("/", params={"tag": named[0]}, headers=html).text
+    # A word read as something else says so, as `cbir find` does on stderr: a broader match is not hidden.
+    page = client.get("/search", params={"q": "kitty"}, headers=html).text
+    assert "chelsea.jpg" in page and "read as domestic cat (WordNet: domestic cat" in page
+    assert "read as" not in client.get("/search", params={"q": "cat"}, headers=html).text
     # The word box suggests every word a search reads: tags, everyday words, linked words, categories.
     for prefix, word in (("ca", "cat"), ("bea", "beach"), ("fore", "forest"), ("selfi", "selfie"), ("rec", "receipt")):
         suggested = client.get("/api/words", params={"prefix": prefix}).json()

@@ -111,6 +111,17 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
             "tags_current": page.tags_current, "terms": page.terms}
 
 
+def readings(page: dict) -> list[dict]:
+    """The terms of a ``find_page`` answer that were read as something other than themselves, for a person:
+    ``[{"word", "tags", "how"}]`` ("selfie" read as people, a broader match; "kitty" as domestic cat)."""
+    out = []
+    for word, senses in page["read_as"].items():
+        names = list(dict.fromkeys(s["tag"] for s in senses))
+        if set(names) != {word.lower()}:
+            out.append({"word": word, "tags": names, "how": senses[0]["how"]})
+    return out
+
+
 def tags(paths: list[str | os.PathLike[str]], *, weights: str | None = None, model: str | None = None,
          runtime: str | None = None) -> list[dict]:
     """`cbir tags IMAGE... --json`: each picture's tags worth showing, best first, indexed or not, and every

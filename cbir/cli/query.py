@@ -96,10 +96,9 @@ def find_cmd(words: tuple[str, ...], k: int, offset: int, taken: str | None, ind
     if page["terms"] and not page["tags_current"]:
         echo_err("cbir: these tags predate this cbir's vocabulary and rules: `cbir index` remakes them from the "
                  "stored vectors (nothing is embedded again); until then, words are found by the old ones")
-    for word, senses in page["read_as"].items():
-        if {s["tag"] for s in senses} != {word.lower()}:
-            names = ", ".join(dict.fromkeys(s["tag"] for s in senses))
-            echo_err(f"cbir: {word!r} read as {shortened(names, 80)} ({shortened(senses[0]['how'], 80)})")
+    for reading in search.readings(page):
+        echo_err(f"cbir: {reading['word']!r} read as {shortened(', '.join(reading['tags']), 80)} "
+                 f"({shortened(reading['how'], 80)})")
     if not found:
         closest = "; ".join(f"{quote_path(b['path'])} ({b['score']:.2f})" for b in page["below_bar"])
         echo_err(f"cbir: no indexed image is tagged {what}" + (f" taken {taken}" if taken else "")

@@ -130,6 +130,7 @@ async def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_
                 lambda: searching.find_page(server.index_dir, q.split(), k, offset=offset))
             context["hits"], context["total"], context["offset"] = page["images"], page["total"], offset
             context["below"], context["tags_current"] = page["below_bar"], page["tags_current"]
+            context["readings"] = searching.readings(page)
             context["title"] = f"Tagged {q}"
         except UnknownWordError as exc:
             context["unknown"] = {"message": str(exc), "suggestions": exc.suggestions}
