@@ -444,6 +444,9 @@ def test_the_word_box_suggests_words_and_the_library_filters_by_place_and_time(s
     page.wait_for_function("document.querySelectorAll('#word-suggestions option').length > 0")
     suggestions = page.locator("#word-suggestions option").evaluate_all("os => os.map(o => o.value)")
     assert "cat" in suggestions and all(s.startswith("ca") for s in suggestions)
+    box.fill("dog golden re")  # a term of several words is completed too, after what came before it
+    page.wait_for_function("[...document.querySelectorAll('#word-suggestions option')]"
+                           ".some(o => o.value === 'dog golden retriever')")
     page.goto(url + "?taken=2023-01")
     assert sorted(names(page)) == ["china.jpg", "coffee.jpg"]
     page.goto(url + "?taken=2021..2022")

@@ -322,7 +322,8 @@ function setUpEndlessScroll() {
   if (first) { first.hidden = false; watcher.observe(first); }
 }
 
-// The word boxes suggest words the search understands (tags, categories, places) as you type.
+// The word boxes suggest words the search understands (tags, categories, places) as you type. A term may be
+// several words ("golden retriever"), so the last one, two and three words typed are each completed.
 function setUpWordSuggestions() {
   const list = document.getElementById("word-suggestions");
   if (!list) return;
@@ -330,16 +331,23 @@ function setUpWordSuggestions() {
   for (const box of document.querySelectorAll("input[name=q]")) {
     box.setAttribute("list", "word-suggestions");
     box.addEventListener("input", async () => {
-      const words = box.value.trim().split(/\s+/);
-      const last = words[words.length - 1] || "";
-      if (last.length < 2 || last === asked) return;
-      asked = last;
-      const response = await fetch("/api/words?prefix=" + encodeURIComponent(last));
-      if (!response.ok || asked !== last) return;
-      const head = words.slice(0, -1).join(" ");
-      list.replaceChildren(...(await response.json()).map((w) => {
+      const typed = box.value.trim();
+      const words = typed.split(/\s+/);
+      if ((words[words.length - 1] || "").length < 2 || typed === asked) return;
+      asked = typed;
+      const tails = [1, 2, 3].filter((n) => n <= words.length).map((n) => words.length - n);
+      const answers = await Promise.all(tails.map(async (at) => {
+        const response = await fetch("/api/words?prefix=" + encodeURIComponent(words.slice(at).join(" ")));
+        return response.ok ? { head: words.slice(0, at).join(" "), found: await response.json() } : null;
+      }));
+      if (asked !== typed) return;
+      const values = new Set();
+      for (const answer of answers.reverse()) {  // the longest completed tail first
+        for (const w of answer ? answer.found : []) values.add(answer.head ? `${answer.head} ${w}` : w);
+      }
+      list.replaceChildren(...[...values].slice(0, 20).map((value) => {
         const option = document.createElement("option");
-        option.value = head ? `${head} ${w}` : w;
+        option.value = value;
         return option;
       }));
     });
