@@ -11,6 +11,7 @@ edited, score there, and 1% of pairs of different photos of the same kind of foo
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,25 +130,34 @@ class Searcher:
 LONGEST_PHRASE = 4  # words in one search term: "golden retriever", "screen capture", "rio de janeiro"
 
 
+_TERM_BREAKS = re.compile(r"[,;]")  # "dog, food", as the search box's placeholder writes it
+_WORD_EDGES = "#\"'\u201c\u201d\u2018\u2019!?()[]{}"  # a hashtag as `cbir tags` prints it, quotes, a closing mark
+_POSSESSIVE = re.compile("['\u2019]s$")
+
+
 def phrases(reader, words: list[str], places: bool = False) -> list[str]:
-    """The search terms in ``words``: each split on spaces, then, from the left, the longest run of words the
-    vocabulary can read (with ``places``, or that names a place photos were taken) as one term, else one word.
-    "ice cream" is one thing, not ice and cream; "dog cat" is two. The web gives one string (its search box, a
-    tag's link), the command line several arguments, quoted or not: both mean the same search."""
-    tokens = [token for word in words for token in word.split()]
+    """The search terms in ``words``: split at commas and spaces, each word without a leading ``#``, quotes or
+    a possessive ``'s``; then, from the left, the longest run of words the vocabulary can read (with ``places``,
+    or that names a place photos were taken) as one term, else one word. "ice cream" is one thing, not ice and
+    cream; "dog cat" and "dog, cat" are two. The web gives one string (its search box, a tag's link), the command
+    line several arguments, quoted or not: both mean the same search."""
     vocabulary = load_vocabulary()
     categories = reader.category_names() if reader is not None else []
     terms = []
-    start = 0
-    while start < len(tokens):
-        end = start + 1
-        for longer in range(min(len(tokens), start + LONGEST_PHRASE), start + 1, -1):
-            phrase = " ".join(tokens[start:longer])
-            if vocabulary.read(phrase, categories) or (places and reader is not None and reader.ids_at_place(phrase)):
-                end = longer
-                break
-        terms.append(" ".join(tokens[start:end]))
-        start = end
+    for group in _TERM_BREAKS.split(" ".join(words)):
+        tokens = [t for t in (_POSSESSIVE.sub("", w.strip(_WORD_EDGES)).strip(_WORD_EDGES) for w in group.split())
+                  if t]
+        start = 0
+        while start < len(tokens):
+            end = start + 1
+            for longer in range(min(len(tokens), start + LONGEST_PHRASE), start + 1, -1):
+                phrase = " ".join(tokens[start:longer])
+                if vocabulary.read(phrase, categories) or (places and reader is not None
+                                                           and reader.ids_at_place(phrase)):
+                    end = longer
+                    break
+            terms.append(" ".join(tokens[start:end]))
+            start = end
     return terms
 
 

@@ -274,6 +274,11 @@ def test_words_that_name_one_thing_are_one_search_term(photo_tree, cli_env):
     assert phrases(None, ["dog cat"]) == ["dog", "cat"]
     assert phrases(None, ["ice", "cream", "cone"]) == ["ice cream", "cone"]
     assert phrases(None, ["  "]) == []
+    # As people type them: the search box's "dog, food", a hashtag copied from `cbir tags`, quotes, a possessive.
+    assert phrases(None, ["dog, food;cat"]) == ["dog", "food", "cat"]
+    assert phrases(None, ["#golden_retriever", "#cat"]) == ["golden_retriever", "cat"]
+    assert phrases(None, ["\u201cice cream\u201d", "dog's"]) == ["ice cream", "dog"]
+    assert phrases(None, ["ice, cream"]) == ["ice", "cream"]  # a comma parts terms
     _index(photo_tree, cli_env)
     cats = {Path(h["path"]).name for h in _find(cli_env, "domestic", "cat")}
     assert cats == {Path(h["path"]).name for h in _find(cli_env, "domestic cat")} and "chelsea.jpg" in cats
