@@ -73,7 +73,8 @@ def find_page(index_dir: Path, words: list[str], k: int | None = 10, taken: str 
         require_intact(catalog)
         terms = phrases(catalog, words, places=True)
         if not terms and not taken:
-            raise UsageError("give at least one word to find, or --taken")
+            typed = " ".join(words).strip()
+            raise UsageError(f"no word to find in {typed!r}" if typed else "give at least one word to find, or --taken")
         allowed: set[int] | None = None
         wanted: list[list[str]] = []  # each tag word's tag ids, resolved once
         senses: dict[str, list[Sense]] = {}

@@ -194,6 +194,8 @@ def test_query_by_id_find_and_library_pages(client):
     assert "chelsea.jpg" in client.get("/", params={"tag": named[0]}, headers=html).text
     hashtag = client.get("/search", params={"q": "#" + named[0].replace(" ", "_") + ", cat"}, headers=html).text
     assert "chelsea.jpg" in hashtag and 'id="unknown-word"' not in hashtag  # as the image page shows its tags
+    nothing = client.get("/search", params={"q": " , #"}, headers=html)  # the search page says so itself
+    assert nothing.status_code == 200 and 'id="unknown-word"' in nothing.text and "No word to find" in nothing.text
     # A word read as something else says so, as `cbir find` does on stderr: a broader match is not hidden.
     page = client.get("/search", params={"q": "kitty"}, headers=html).text
     assert "chelsea.jpg" in page and "read as domestic cat (WordNet: domestic cat" in page

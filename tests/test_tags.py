@@ -286,3 +286,5 @@ def test_words_that_name_one_thing_are_one_search_term(photo_tree, cli_env):
     assert proc.returncode == 2 and "no tag for 'qwertyuiop'" in proc.stderr
     proc = run_cbir(["find", "  "], cli_env)
     assert proc.returncode == 2 and "give at least one word" in proc.stderr
+    proc = run_cbir(["find", ",", "#"], cli_env)
+    assert proc.returncode == 2 and "no word to find in ', #'" in proc.stderr

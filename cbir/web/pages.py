@@ -20,7 +20,7 @@ from cbir.actions import undo as undoing
 from cbir.actions.clean import CleanRequest
 from cbir.config import DEFAULT_MIN_CONFIDENCE
 from cbir.duplicates import LEVELS
-from cbir.errors import ImageNotFoundError, UnknownWordError, UsageError
+from cbir.errors import ImageNotFoundError, UsageError
 from cbir.search import MATCH_SCORE, RELATED_SCORE
 from cbir.web.api import MAX_ID, Id, ImageId, read_upload, search_upload, server_of
 from indexer.loader import decode, thumbnail
@@ -132,8 +132,8 @@ async def search(request: Request, id: Annotated[int | None, Query(ge=0, le=MAX_
             context["below"], context["tags_current"] = page["below_bar"], page["tags_current"]
             context["readings"] = searching.readings(page)
             context["title"] = f"Tagged {q}"
-        except UnknownWordError as exc:
-            context["unknown"] = {"message": str(exc), "suggestions": exc.suggestions}
+        except UsageError as exc:  # a word with no tag (with suggestions), or nothing that is a word
+            context["unknown"] = {"message": str(exc), "suggestions": getattr(exc, "suggestions", [])}
     elif ids:
         chosen = [_form_int(part, "ids") for part in ids.split(",")[:500] if part]
         context["hits"] = await anyio.to_thread.run_sync(
