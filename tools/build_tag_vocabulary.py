@@ -102,10 +102,9 @@ def read_links(wordnet: Path) -> dict[str, list[tuple[str, str]]]:
     return links
 
 
-def read_counts(wordnet: Path) -> dict[str, int]:
-    """synset id -> how often its commonest word was meant in WordNet's semantic concordance (cntlist.rev):
+def read_counts(senses: dict[str, list[tuple[str, int]]]) -> dict[str, int]:
+    """synset id -> how often its commonest word was meant in WordNet's semantic concordance (``read_senses``):
     0 for words people hardly use (diapsid, elasmobranch), tens for the ones they do (dog, fish, food)."""
-    senses = read_senses(wordnet)
     counts: dict[str, int] = {}
     for pairs in senses.values():
         for sid, count in pairs:
@@ -143,43 +142,32 @@ def build(wordnet: Path, classes_file: Path, probes: list[str] = ()) -> dict:
     classes = [line.strip() for line in classes_file.read_text().splitlines() if line.strip()]
     if len(classes) != 1000 or any(c not in nouns for c in classes):
         raise SystemExit("the class list must hold 1000 WordNet 3.0 noun ids")
-    counts = read_counts(wordnet)
-    # A probe counts only for its own synset (indexer.word_probes), so an ancestor that no class lies under
-    # could never score: it is kept for the hierarchy but not searchable ("urban area" above city).
-    seen = set(probes) | _ancestry(classes, nouns)
+    senses = read_senses(wordnet)
+    counts = read_counts(senses)
     keep: dict[str, dict] = {}
-    todo = list(classes) + list(probes)
-    while todo:
-        sid = todo.pop()
-        if sid in keep:
-            continue
-        words, parents = nouns[sid]
-        words = words + [w for w in EXTRA_WORDS.get(sid, []) if w not in words]
-        keep[sid] = {"words": words, "parents": parents, "count": counts.get(sid, 0),
-                     "searchable": sid in seen and not any(w.replace(" ", "_").lower() in ABSTRACT
-                                                           for w in words[:1])}
-        todo.extend(parents)
+    # The classes and their ancestors first, then the probes' synsets and what only they reach: a probe counts
+    # for its own synset only (indexer.word_probes), so an ancestor no class lies under could never score; it is
+    # kept for the hierarchy but not searchable ("urban area" above city).
+    for start, only in ((classes, None), (list(probes), set(probes))):
+        todo = list(start)
+        while todo:
+            sid = todo.pop()
+            if sid in keep:
+                continue
+            words, parents = nouns[sid]
+            words = words + [w for w in EXTRA_WORDS.get(sid, []) if w not in words]
+            keep[sid] = {"words": words, "parents": parents, "count": counts.get(sid, 0),
+                         "searchable": (only is None or sid in only)
+                         and not any(w.replace(" ", "_").lower() in ABSTRACT for w in words[:1])}
+            todo.extend(parents)
     # For a word with several meanings, how often each was meant (WordNet's tag counts), so that a search
     # for "car" means the automobile, not the railcar or the cable car.
-    senses = read_senses(wordnet)
     words = {w.lower() for s in keep.values() for w in s["words"]}
     frequency = {w: {"max": max(c for _, c in senses[w]), "counts": {sid: c for sid, c in senses[w] if sid in keep}}
                  for w in sorted(words) if w in senses and len(senses[w]) > 1}
     return {"source": {"wordnet": "WordNet 3.0 (Debian wordnet-base)", "classes": classes_file.name},
             "classes": classes, "probes": list(probes), "synsets": dict(sorted(keep.items())), "senses": frequency,
             "links": linked_words(wordnet, keep, senses)}
-
-
-def _ancestry(sids: list[str], nouns: dict) -> set[str]:
-    """The synsets and everything above them."""
-    found: set[str] = set()
-    todo = list(sids)
-    while todo:
-        sid = todo.pop()
-        if sid not in found:
-            found.add(sid)
-            todo.extend(nouns[sid][1])
-    return found
 
 
 def linked_words(wordnet: Path, keep: dict[str, dict], senses: dict[str, list[tuple[str, int]]]
